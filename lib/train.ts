@@ -1,0 +1,189 @@
+/**
+ * The training loop: one readable function (nanoGPT style). Each step draws a
+ * fresh batch from the world, computes the contrastive loss and its gradient,
+ * applies AdamW with a warmup + cosine schedule and gradient clipping, and logs a
+ * per-step record (loss, lr, t, b, norms, examples/s) kept in memory and appended
+ * to a JSONL file. The tensor count is checked to stay flat.
+ *
+ * Large batches: with `chunkSize < batchSize` the gradient is computed in chunks
+ * (embedding-level gradient caching): embed all chunks without a tape, take the
+ * loss gradient w.r.t. the embeddings, then back-propagate it chunk by chunk. The
+ * result equals the full-batch gradient, with memory bounded by one chunk — what
+ * keeps big batches inside wasm's 4 GB heap.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from './data/types';
+import { IMAGE_SIZE } from './data/types';
+import { clipLoss, siglipLoss } from './losses';
+import { type Model, encodeImages, encodeTexts } from './model';
+import { adamwStep, type AdamState, createAdamState, lrAt, type OptimConfig } from './optim';
+import { Progress } from './progress';
+
+/** Loss of a model on unit embeddings, with the model's own learnable scalars. */
+export function contrastiveLoss(model: Model, zImg: tf.Tensor2D, zTxt: tf.Tensor2D, scalars?: tf.Scalar[]): tf.Scalar {
+  const [logScale, bias] = scalars ?? [model.params.logScale as tf.Scalar, model.params.bias as tf.Scalar];
+  return model.loss === 'siglip' ? siglipLoss(zImg, zTxt, logScale, bias) : clipLoss(zImg, zTxt, logScale);
+}
+
+function imagesTensor(images: Float32Array, B: number): tf.Tensor4D {
+  return tf.tensor4d(images, [B, IMAGE_SIZE, IMAGE_SIZE, 3]);
+}
+
+function sliceBatch(batch: Batch, start: number, n: number): { images: Float32Array; tokens: Int32Array } {
+  const px = batch.images.length / batch.size;
+  const L = batch.tokens.length / batch.size;
+  return {
+    images: batch.images.subarray(start * px, (start + n) * px),
+    tokens: batch.tokens.subarray(start * L, (start + n) * L),
+  };
+}
+
+/** Loss and gradients of every parameter on one batch (chunked if chunkSize < B). */
+export function lossAndGrads(
+  model: Model,
+  batch: Batch,
+  chunkSize = 0,
+): { loss: tf.Scalar; grads: Record<string, tf.Tensor> } {
+  const B = batch.size;
+  const vars = Object.values(model.params);
+  if (chunkSize <= 0 || chunkSize >= B) {
+    const { value, grads } = tf.variableGrads(
+      () =>
+        tf.tidy(() => {
+          const zI = encodeImages(model, imagesTensor(batch.images, B));
+          return contrastiveLoss(model, zI, encodeTexts(model, batch.tokens, B));
+        }),
+      vars,
+    );
+    return { loss: value, grads };
+  }
+  return chunkedLossAndGrads(model, batch, chunkSize);
+}
+
+function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number) {
+  const B = batch.size;
+  const starts: number[] = [];
+  for (let s = 0; s < B; s += chunk) starts.push(s);
+  // 1. embeddings of the whole batch, no tape
+  const zI = tf.concat(starts.map((s) => tf.tidy(() => encodeImages(model, imagesTensor(sliceBatch(batch, s, Math.min(chunk, B - s)).images, Math.min(chunk, B - s))))));
+  const zT = tf.concat(starts.map((s) => tf.tidy(() => encodeTexts(model, sliceBatch(batch, s, Math.min(chunk, B - s)).tokens, Math.min(chunk, B - s)))));
+  // 2. loss gradient w.r.t. the embeddings and the loss scalars
+  const scalarNames = Object.keys(model.params).filter((n) => model.params[n].rank === 0);
+  const scalars = scalarNames.map((n) => model.params[n] as tf.Scalar);
+  const { value: loss, grads: gz } = tf.valueAndGrads((zi: tf.Tensor, zt: tf.Tensor, ...sc: tf.Tensor[]) =>
+    contrastiveLoss(model, zi as tf.Tensor2D, zt as tf.Tensor2D, sc as tf.Scalar[]),
+  )([zI, zT, ...scalars]);
+  const grads: Record<string, tf.Tensor> = {};
+  scalarNames.forEach((n, i) => {
+    grads[n] = gz[2 + i];
+  });
+  // 3. back-propagate the embedding gradients chunk by chunk, accumulating
+  const towerVars = Object.keys(model.params).filter((n) => model.params[n].rank > 0);
+  for (const s of starts) {
+    const n = Math.min(chunk, B - s);
+    const part = sliceBatch(batch, s, n);
+    const { grads: g, value } = tf.variableGrads(
+      () =>
+        tf.tidy(() => {
+          const gi = tf.slice(gz[0], [s, 0], [n, -1]);
+          const gt = tf.slice(gz[1], [s, 0], [n, -1]);
+          const a = tf.sum(tf.mul(encodeImages(model, imagesTensor(part.images, n)), gi));
+          return tf.add(a, tf.sum(tf.mul(encodeTexts(model, part.tokens, n), gt))) as tf.Scalar;
+        }),
+      towerVars.map((name) => model.params[name]),
+    );
+    value.dispose();
+    for (const name of towerVars) {
+      const prev = grads[name];
+      grads[name] = prev ? tf.add(prev, g[name]) : g[name];
+      if (prev) {
+        prev.dispose();
+        g[name].dispose();
+      }
+    }
+  }
+  tf.dispose([zI, zT, gz[0], gz[1]]);
+  return { loss, grads };
+}
+
+export interface StepRecord {
+  step: number;
+  loss: number;
+  lr: number;
+  t: number; // exp(logScale), the inverse temperature
+  b: number | null; // SigLIP bias (null for CLIP)
+  gradNorm: number;
+  paramNorm: number;
+  updateNorm: number;
+  examplesPerSec: number;
+  tensors: number;
+  [metric: string]: number | null;
+}
+
+export interface TrainOptions {
+  steps: number;
+  batchSize: number;
+  chunkSize?: number;
+  optim: OptimConfig;
+  /** draws a training batch; must be deterministic given its own seeded state */
+  nextBatch: (step: number) => Batch;
+  /** called every `evalEvery` steps and at the end; its numbers join the step record */
+  evaluate?: (model: Model, step: number) => Record<string, number>;
+  evalEvery?: number;
+  historyPath?: string; // JSONL, one StepRecord per line (truncated at start)
+  label?: string;
+  quiet?: boolean;
+  adam?: AdamState; // resume from an optimizer state
+  startStep?: number;
+}
+
+/** Train `model` in place; returns the per-step history. */
+export function trainLoop(model: Model, o: TrainOptions): { history: StepRecord[]; adam: AdamState } {
+  const adam = o.adam ?? createAdamState(model.params);
+  const history: StepRecord[] = [];
+  if (o.historyPath) {
+    fs.mkdirSync(path.dirname(o.historyPath), { recursive: true });
+    if (!o.startStep) fs.writeFileSync(o.historyPath, '');
+  }
+  const bar = o.quiet ? null : new Progress(o.steps, o.label ?? model.loss);
+  let baseTensors = -1;
+  for (let step = o.startStep ?? 0; step < o.steps; step++) {
+    const t0 = performance.now();
+    const batch = o.nextBatch(step);
+    const { loss, grads } = lossAndGrads(model, batch, o.chunkSize);
+    const lr = lrAt(step, o.steps, o.optim);
+    const norms = adamwStep(model.params, model.specs, grads, adam, lr, o.optim);
+    const stats = tf.tidy(() => {
+      const b = model.params.bias ?? tf.scalar(Number.NaN);
+      return tf.concat([tf.stack([loss, tf.exp(model.params.logScale), b]), norms]);
+    });
+    const [lossV, tV, bV, gN, pN, uN] = Array.from(stats.dataSync());
+    tf.dispose([loss, norms, stats, ...Object.values(grads)]);
+    const dt = (performance.now() - t0) / 1000;
+    const rec: StepRecord = {
+      step: step + 1,
+      loss: lossV,
+      lr,
+      t: tV,
+      b: Number.isNaN(bV) ? null : bV,
+      gradNorm: gN,
+      paramNorm: pN,
+      updateNorm: uN,
+      examplesPerSec: batch.size / dt,
+      tensors: tf.memory().numTensors,
+    };
+    if (!Number.isFinite(lossV) || !Number.isFinite(gN))
+      throw new Error(`training diverged at step ${step + 1}: loss=${lossV}, gradNorm=${gN}`);
+    if (baseTensors < 0) baseTensors = rec.tensors;
+    else if (rec.tensors > baseTensors) throw new Error(`tensor leak: ${rec.tensors - baseTensors} tensors at step ${step + 1}`);
+    const last = step + 1 === o.steps;
+    if (o.evaluate && ((o.evalEvery && (step + 1) % o.evalEvery === 0) || last))
+      Object.assign(rec, o.evaluate(model, step + 1));
+    history.push(rec);
+    if (o.historyPath) fs.appendFileSync(o.historyPath, `${JSON.stringify(rec)}\n`);
+    bar?.update(step + 1, `loss ${lossV.toFixed(3)} t ${tV.toFixed(1)} ${rec.examplesPerSec.toFixed(0)} ex/s`);
+  }
+  return { history, adam };
+}
