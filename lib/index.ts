@@ -1,0 +1,11 @@
+/**
+ * The lab's public API. Notebooks and external tests import from here.
+ */
+export { type BackendInfo, backendInfo, initBackend } from './backend';
+export * from './eval';
+export * from './losses';
+export * from './model';
+export { checkShape, embed, l2normalize, layerNorm, logSigmoid, quickGelu } from './ops';
+export * from './optim';
+export { Rng } from './rng';
+export * from './train';

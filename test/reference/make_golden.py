@@ -1,0 +1,253 @@
+#!/usr/bin/python3
+"""Golden values for the lab's TypeScript tests, from an independent PyTorch
+implementation (Debian python3-torch, float64).
+
+Writes test/reference/golden.json. Not run in CI: rerun it by hand after an
+intended change of a formula, and commit the JSON.
+
+    /usr/bin/python3 test/reference/make_golden.py
+
+Independence: this file never reads the TS code. It uses torch's own building
+blocks (F.logsigmoid, F.cross_entropy, F.layer_norm, conv2d for the patch
+embedding, F.embedding for token lookup) where the lab uses hand-written ops
+(custom-gradient log-sigmoid and layer norm, patchify by reshape/transpose,
+one-hot matmul lookup).
+"""
+import json
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+HERE = os.path.dirname(os.path.abspath(__file__))
+END_ID = 1  # the tokenizer's end-of-text id in these fixtures
+
+
+def t(x):
+    return torch.tensor(np.asarray(x), dtype=torch.float64)
+
+
+def unit_rows(rng, n, d):
+    x = rng.normal(size=(n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------- losses
+def siglip(img, txt, log_scale, bias):
+    logits = torch.exp(log_scale) * img @ txt.T + bias
+    labels = 2 * torch.eye(img.shape[0]) - 1
+    return -F.logsigmoid(labels * logits).sum() / img.shape[0]
+
+
+def clip(img, txt, log_scale):
+    logits = torch.exp(log_scale) * img @ txt.T
+    target = torch.arange(img.shape[0])
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def loss_cases(rng):
+    cases = []
+    for B, D, ls, b in [(4, 8, math.log(10), -10.0), (6, 5, 1.3, -2.5), (3, 16, 0.2, 0.7)]:
+        img, txt = unit_rows(rng, B, D), unit_rows(rng, B, D)
+        # make the positives a bit more aligned so both signs of the gradient appear
+        txt = 0.6 * txt + 0.4 * img
+        txt = txt / np.linalg.norm(txt, axis=1, keepdims=True)
+        out = {"img": img.tolist(), "txt": txt.tolist(), "logScale": ls, "bias": b}
+        for name, fn, args in [("siglip", siglip, 4), ("clip", clip, 3)]:
+            xs = [t(img).requires_grad_(), t(txt).requires_grad_(), torch.tensor(ls, requires_grad=True),
+                  torch.tensor(b, requires_grad=True)][:args]
+            loss = fn(*xs)
+            grads = torch.autograd.grad(loss, xs)
+            out[name] = {"loss": loss.item(), "grads": [g.tolist() for g in grads]}
+        cases.append(out)
+    return cases
+
+
+# ---------------------------------------------------------------- ops
+def op_cases(rng):
+    x = rng.normal(size=(5, 7)) * 4
+    x[0, :3] = [-40.0, 40.0, 0.0]  # extremes where a naive log(sigmoid) fails
+    g, b = rng.normal(size=7), rng.normal(size=7)
+    dy = rng.normal(size=(5, 7))
+    out = {"x": x.tolist(), "gamma": g.tolist(), "beta": b.tolist(), "dy": dy.tolist()}
+    for name, fn in [
+        ("logSigmoid", lambda a: F.logsigmoid(a)),
+        ("quickGelu", lambda a: a * torch.sigmoid(1.702 * a)),
+    ]:
+        xt = t(x).requires_grad_()
+        y = fn(xt)
+        (gx,) = torch.autograd.grad((y * t(dy)).sum(), xt)
+        out[name] = {"y": y.tolist(), "dx": gx.tolist()}
+    xt, gt, bt = t(x).requires_grad_(), t(g).requires_grad_(), t(b).requires_grad_()
+    y = F.layer_norm(xt, (7,), gt, bt, eps=1e-5)
+    dx, dg, db = torch.autograd.grad((y * t(dy)).sum(), [xt, gt, bt])
+    out["layerNorm"] = {"y": y.tolist(), "dx": dx.tolist(), "dgamma": dg.tolist(), "dbeta": db.tolist()}
+    return out
+
+
+# ---------------------------------------------------------------- tiny model
+def ln(p, name, x):
+    return F.layer_norm(x, (x.shape[-1],), p[name + ".g"], p[name + ".b"], eps=1e-5)
+
+
+def lin(p, name, x):
+    y = x @ p[name + ".w"]
+    return y + p[name + ".b"] if name + ".b" in p else y
+
+
+def mha(p, name, x, heads, causal):
+    B, T, D = x.shape
+    q, k, v = lin(p, name + ".qkv", x).split(D, dim=-1)
+    q, k, v = (z.view(B, T, heads, D // heads).transpose(1, 2) for z in (q, k, v))  # [B, H, T, dh]
+    s = q @ k.transpose(-1, -2) / math.sqrt(D // heads)
+    if causal:
+        s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+    o = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
+    return lin(p, name + ".proj", o)
+
+
+def block(p, name, x, heads, causal):
+    x = x + mha(p, name + ".attn", ln(p, name + ".ln1", x), heads, causal)
+    h = lin(p, name + ".fc1", ln(p, name + ".ln2", x))
+    return x + lin(p, name + ".fc2", h * torch.sigmoid(1.702 * h))
+
+
+def image_tower(p, cfg, images):  # images [B, S, S, 3] in [0, 1]
+    im = cfg["image"]
+    P, D = im["patch"], im["width"]
+    x = images.permute(0, 3, 1, 2) * 2 - 1  # NCHW in [-1, 1]
+    # conv weight [D, 3, P, P] from the lab's [P·P·3, D] layout (row = (pi·P + pj)·3 + c)
+    w = p["img.patch.w"].T.reshape(D, P, P, 3).permute(0, 3, 1, 2)
+    h = F.conv2d(x, w, p["img.patch.b"], stride=P).flatten(2).transpose(1, 2)  # [B, N, D]
+    h = h + p["img.pos"]
+    if "img.extra" in p:
+        h = torch.cat([p["img.extra"].expand(h.shape[0], -1, -1), h], 1)
+    for i in range(im["depth"]):
+        h = block(p, f"img.blocks.{i}", h, im["heads"], False)
+    h = ln(p, "img.lnf", h)
+    extra = (1 if im["pool"] == "cls" else 0) + im["registers"]
+    if im["pool"] == "cls":
+        pooled = h[:, 0]
+    elif im["pool"] == "mean":
+        pooled = h[:, extra:].mean(1)
+    else:  # multihead attention pooling with a learned probe
+        toks = h[:, extra:]
+        B, T, _ = toks.shape
+        H = im["heads"]
+        q = lin(p, "img.map.q", p["img.map.probe"]).view(1, H, 1, D // H)
+        k, v = lin(p, "img.map.kv", toks).split(D, -1)
+        k, v = (z.view(B, T, H, D // H).transpose(1, 2) for z in (k, v))
+        a = ((q * k).sum(-1) / math.sqrt(D // H)).softmax(-1)  # [B, H, T]
+        pooled = lin(p, "img.map.proj", (a.unsqueeze(-1) * v).sum(2).reshape(B, D))
+    return F.normalize(pooled @ p["img.head.w"], dim=-1, eps=1e-12)
+
+
+def text_tower(p, cfg, tokens):  # tokens [B, L] int64
+    tx = cfg["text"]
+    h = F.embedding(tokens, p["txt.tok"]) + p["txt.pos"]
+    for i in range(tx["depth"]):
+        h = block(p, f"txt.blocks.{i}", h, tx["heads"], True)
+    h = ln(p, "txt.lnf", h)
+    is_end = tokens == END_ID
+    L = tokens.shape[1]
+    pos = torch.where(is_end.any(1), is_end.int().argmax(1), torch.full((tokens.shape[0],), L - 1))
+    pooled = h[torch.arange(tokens.shape[0]), pos]
+    return F.normalize(pooled @ p["txt.head.w"], dim=-1, eps=1e-12)
+
+
+def param_shapes(cfg, loss):
+    im, tx, E = cfg["image"], cfg["text"], cfg["embedDim"]
+    D, Dt = im["width"], tx["width"]
+    n_patch = (im["imageSize"] // im["patch"]) ** 2
+    extra = (1 if im["pool"] == "cls" else 0) + im["registers"]
+    shapes = {"img.patch.w": [im["patch"] ** 2 * 3, D], "img.patch.b": [D], "img.pos": [n_patch, D]}
+    if extra:
+        shapes["img.extra"] = [extra, D]
+
+    def blocks(prefix, d, depth, ratio):
+        hidden = round(d * ratio)
+        for i in range(depth):
+            b = f"{prefix}.blocks.{i}"
+            shapes.update({f"{b}.ln1.g": [d], f"{b}.ln1.b": [d], f"{b}.attn.qkv.w": [d, 3 * d],
+                           f"{b}.attn.qkv.b": [3 * d], f"{b}.attn.proj.w": [d, d], f"{b}.attn.proj.b": [d],
+                           f"{b}.ln2.g": [d], f"{b}.ln2.b": [d], f"{b}.fc1.w": [d, hidden],
+                           f"{b}.fc1.b": [hidden], f"{b}.fc2.w": [hidden, d], f"{b}.fc2.b": [d]})
+
+    blocks("img", D, im["depth"], im["mlpRatio"])
+    if im["pool"] == "map":
+        shapes.update({"img.map.probe": [1, D], "img.map.q.w": [D, D], "img.map.q.b": [D],
+                       "img.map.kv.w": [D, 2 * D], "img.map.kv.b": [2 * D],
+                       "img.map.proj.w": [D, D], "img.map.proj.b": [D]})
+    shapes.update({"img.lnf.g": [D], "img.lnf.b": [D], "img.head.w": [D, E],
+                   "txt.tok": [tx["vocabSize"], Dt], "txt.pos": [tx["contextLength"], Dt]})
+    blocks("txt", Dt, tx["depth"], tx["mlpRatio"])
+    shapes.update({"txt.lnf.g": [Dt], "txt.lnf.b": [Dt], "txt.head.w": [Dt, E], "logScale": []})
+    if loss == "siglip":
+        shapes["bias"] = []
+    return shapes
+
+
+def model_case(rng, pool, registers, loss):
+    cfg = {
+        "image": {"imageSize": 32, "patch": 8, "width": 16, "depth": 1, "heads": 2, "mlpRatio": 2,
+                  "pool": pool, "registers": registers},
+        "text": {"vocabSize": 12, "contextLength": 6, "width": 16, "depth": 1, "heads": 2, "mlpRatio": 2},
+        "embedDim": 8,
+    }
+    shapes = param_shapes(cfg, loss)
+    vals = {}
+    for name, s in shapes.items():
+        if name == "logScale":
+            vals[name] = np.array(math.log(10.0))
+        elif name == "bias":
+            vals[name] = np.array(-3.0)
+        elif name.endswith(".g"):
+            vals[name] = 1 + 0.1 * rng.normal(size=s)
+        else:
+            fan = s[0] if len(s) == 2 else 1
+            vals[name] = rng.normal(size=s) * (0.3 / math.sqrt(fan) if len(s) == 2 else 0.1)
+    B = 4
+    images = rng.uniform(size=(B, 32, 32, 3))
+    tokens = np.array([[5, 6, 7, 1, 0, 0], [3, 1, 0, 0, 0, 0], [4, 4, 9, 11, 10, 1], [2, 8, 3, 6, 5, 7]])
+    p = {k: t(v).requires_grad_() for k, v in vals.items()}
+    zi = image_tower(p, cfg, t(images))
+    zt = text_tower(p, cfg, torch.tensor(tokens))
+    L = siglip(zi, zt, p["logScale"], p["bias"]) if loss == "siglip" else clip(zi, zt, p["logScale"])
+    names = ["img.patch.w", "img.pos", "txt.tok", "txt.blocks.0.attn.qkv.w", "img.lnf.g", "logScale"]
+    if pool == "map":
+        names.append("img.map.probe")
+    if registers:
+        names.append("img.extra")
+    grads = torch.autograd.grad(L, [p[n] for n in names])
+    return {
+        "config": cfg, "loss": loss, "endId": END_ID,
+        "params": {k: {"shape": list(np.shape(v)), "data": np.ravel(v).tolist()} for k, v in vals.items()},
+        "images": images.ravel().tolist(), "tokens": tokens.ravel().tolist(), "batch": B,
+        "imgEmb": zi.tolist(), "txtEmb": zt.tolist(), "lossValue": L.item(),
+        "grads": {n: np.ravel(g.numpy()).tolist() for n, g in zip(names, grads)},
+    }
+
+
+def main():
+    rng = np.random.default_rng(20251123)
+    golden = {
+        "generator": "test/reference/make_golden.py",
+        "torch": torch.__version__,
+        "losses": loss_cases(rng),
+        "ops": op_cases(rng),
+        "models": [model_case(rng, "map", 1, "siglip"), model_case(rng, "cls", 2, "clip"),
+                   model_case(rng, "mean", 0, "siglip")],
+    }
+    path = os.path.join(HERE, "golden.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(golden, f)
+    os.replace(tmp, path)
+    print("wrote", path, os.path.getsize(path), "bytes")
+
+
+if __name__ == "__main__":
+    main()
