@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Tokenizer } from './data/tokenizer';
 import type { Batch, LabelledImages, Task } from './data/types';
 import { IMAGE_SIZE } from './data/types';
-import { type Model, encodeImages, encodeTexts } from './model';
+import { type Model, encodeImages, encodeTexts } from './model/index';
 import { l2normalize } from './ops';
 import { Rng } from './rng';
 

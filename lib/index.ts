@@ -4,7 +4,7 @@
 export { type BackendInfo, backendInfo, initBackend } from './backend';
 export * from './eval';
 export * from './losses';
-export * from './model';
+export * from './model/index';
 export { checkShape, embed, l2normalize, layerNorm, logSigmoid, quickGelu } from './ops';
 export * from './optim';
 export { Rng } from './rng';

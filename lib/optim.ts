@@ -49,8 +49,8 @@ export function createAdamState(params: Params): AdamState {
   const m: Record<string, tf.Variable> = {};
   const v: Record<string, tf.Variable> = {};
   for (const [name, p] of Object.entries(params)) {
-    m[name] = tf.tidy(() => tf.variable(tf.zerosLike(p), false, `adam.m.${name}`));
-    v[name] = tf.tidy(() => tf.variable(tf.zerosLike(p), false, `adam.v.${name}`));
+    m[name] = tf.tidy(() => tf.variable(tf.zerosLike(p), false));
+    v[name] = tf.tidy(() => tf.variable(tf.zerosLike(p), false));
   }
   return { t: 0, m, v };
 }

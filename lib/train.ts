@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from './data/types';
 import { IMAGE_SIZE } from './data/types';
 import { clipLoss, siglipLoss } from './losses';
-import { type Model, encodeImages, encodeTexts } from './model';
+import { type Model, encodeImages, encodeTexts } from './model/index';
 import { adamwStep, type AdamState, createAdamState, lrAt, type OptimConfig } from './optim';
 import { Progress } from './progress';
 
@@ -40,6 +40,13 @@ function sliceBatch(batch: Batch, start: number, n: number): { images: Float32Ar
   };
 }
 
+/** tf.variableGrads keys gradients by TF.js variable name; re-key them by parameter name. */
+function byParamName(model: Model, names: string[], g: tf.NamedTensorMap): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const n of names) out[n] = g[model.params[n].name];
+  return out;
+}
+
 /** Loss and gradients of every parameter on one batch (chunked if chunkSize < B). */
 export function lossAndGrads(
   model: Model,
@@ -47,7 +54,7 @@ export function lossAndGrads(
   chunkSize = 0,
 ): { loss: tf.Scalar; grads: Record<string, tf.Tensor> } {
   const B = batch.size;
-  const vars = Object.values(model.params);
+  const names = Object.keys(model.params);
   if (chunkSize <= 0 || chunkSize >= B) {
     const { value, grads } = tf.variableGrads(
       () =>
@@ -55,9 +62,9 @@ export function lossAndGrads(
           const zI = encodeImages(model, imagesTensor(batch.images, B));
           return contrastiveLoss(model, zI, encodeTexts(model, batch.tokens, B));
         }),
-      vars,
+      names.map((n) => model.params[n]),
     );
-    return { loss: value, grads };
+    return { loss: value, grads: byParamName(model, names, grads) };
   }
   return chunkedLossAndGrads(model, batch, chunkSize);
 }
@@ -84,7 +91,7 @@ function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number) {
   for (const s of starts) {
     const n = Math.min(chunk, B - s);
     const part = sliceBatch(batch, s, n);
-    const { grads: g, value } = tf.variableGrads(
+    const { grads: gv, value } = tf.variableGrads(
       () =>
         tf.tidy(() => {
           const gi = tf.slice(gz[0], [s, 0], [n, -1]);
@@ -95,6 +102,7 @@ function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number) {
       towerVars.map((name) => model.params[name]),
     );
     value.dispose();
+    const g = byParamName(model, towerVars, gv);
     for (const name of towerVars) {
       const prev = grads[name];
       grads[name] = prev ? tf.add(prev, g[name]) : g[name];

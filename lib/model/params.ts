@@ -28,7 +28,7 @@ export function initParams(specs: ParamSpecs, seed: number): Params {
     if (s.init === 'ones') v.fill(1);
     else if (s.init === 'const') v.fill(s.value ?? 0);
     else if (s.init === 'normal') for (let i = 0; i < n; i++) v[i] = rng.normal() * (s.std ?? 0.02);
-    params[name] = tf.tidy(() => tf.variable(tf.tensor(v, s.shape), true, name));
+    params[name] = tf.tidy(() => tf.variable(tf.tensor(v, s.shape), true));
   }
   return params;
 }
