@@ -1,0 +1,295 @@
+/**
+ * Native OpenBLAS kernels for the TF.js wasm backend (see shared facts/speed.md).
+ *
+ * Everything stays on the wasm backend; only `BatchMatMul`, `_FusedMatMul` and
+ * leading-axis `Sum` are swapped for kernels that call the C addon
+ * (lib/backend/native/blas.c) directly on the wasm heap, so no tensor is
+ * copied. Gradients of matMul run through `BatchMatMul`, so they speed up too.
+ * The stock kernels are kept and used for every case we do not handle.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+/** The addon's exports; numbers are float offsets into the heap, booleans are 0/1. */
+export interface BlasAddon {
+  sgemm(heap: Float32Array, ...args: number[]): void;
+  sumRows(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
+  setThreads(n: number): void;
+  getThreads(): number;
+  version(): string;
+}
+
+/** The parts of the wasm backend object we rely on (it has no public types). */
+interface WasmBackend {
+  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  disposeData(dataId: tf.DataId): boolean;
+  wasm: { HEAPF32: Float32Array };
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/** One strided batch of row-major matmuls: C[i] = op(A[i]) op(B[i]). */
+interface GemmPlan {
+  outShape: number[];
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  strideA: number;
+  strideB: number;
+}
+
+/** Float strides of a bias broadcast against [batch, M, N]. */
+interface BiasPlan {
+  batch: number;
+  row: number;
+  col: number;
+}
+
+const REPLACED = ['BatchMatMul', '_FusedMatMul', 'Sum'] as const;
+const ACT_LINEAR = 0;
+const ACT_RELU = 1;
+/** Fused activations the addon lacks, applied afterwards by the stock wasm kernel. */
+const ACTIVATION_KERNELS = new Map([
+  ['relu6', 'Relu6'],
+  ['elu', 'Elu'],
+  ['sigmoid', 'Sigmoid'],
+  ['leakyrelu', 'LeakyRelu'],
+  ['prelu', 'Prelu'],
+]);
+
+let addonCache: { addon: BlasAddon } | { error: string } | null = null;
+let stock: Map<string, tf.KernelConfig> | null = null;
+
+/**
+ * build/native/blas.node above this file. We walk up from the real path so it
+ * is found from lib/, from the notebooks/lib symlink and from a notebook's cwd.
+ */
+export function addonPath(): string | null {
+  const starts = [fs.realpathSync(__dirname), process.cwd()];
+  for (const start of starts) {
+    let dir = start;
+    for (let up = 0; up < 5; up++) {
+      const file = path.join(dir, 'build', 'native', 'blas.node');
+      if (fs.existsSync(file)) return file;
+      dir = path.dirname(dir);
+    }
+  }
+  return null;
+}
+
+/** Loads the addon once; returns it, or why it cannot be used. */
+export function loadAddon(): { addon: BlasAddon } | { error: string } {
+  if (addonCache) return addonCache;
+  const file = addonPath();
+  if (!file) {
+    addonCache = { error: 'addon not built; run node scripts/build-native.js' };
+    return addonCache;
+  }
+  try {
+    addonCache = { addon: require(file) as BlasAddon };
+  } catch (e) {
+    addonCache = { error: `cannot load ${file}: ${(e as Error).message.split('\n')[0]}` };
+  }
+  return addonCache;
+}
+
+function mustAddon(): BlasAddon {
+  const loaded = loadAddon();
+  if ('error' in loaded) throw new Error(`[lab] native matmul: ${loaded.error}`);
+  return loaded.addon;
+}
+
+/** Plans a matmul, or null when the batch dims need general broadcasting. */
+function planMatMul(a: number[], b: number[], ta: boolean, tb: boolean): GemmPlan | null {
+  const ra = a.length;
+  const rb = b.length;
+  if (ra < 2 || rb < 2) return null;
+  const m = ta ? a[ra - 1] : a[ra - 2];
+  const k = ta ? a[ra - 2] : a[ra - 1];
+  const n = tb ? b[rb - 2] : b[rb - 1];
+  if (k !== (tb ? b[rb - 1] : b[rb - 2])) return null;
+  let outer: number[];
+  try {
+    outer = tf.broadcast_util.assertAndGetBroadcastShape(a.slice(0, -2), b.slice(0, -2));
+  } catch {
+    return null;
+  }
+  const batch = tf.util.sizeFromShape(outer);
+  const batchA = tf.util.sizeFromShape(a.slice(0, -2));
+  const batchB = tf.util.sizeFromShape(b.slice(0, -2));
+  // Equal sizes mean equal layouts (broadcasting only expands 1s); [2,1]x[1,3] is left to stock.
+  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return null;
+  const strideA = batchA === 1 ? 0 : m * k;
+  const strideB = batchB === 1 ? 0 : k * n;
+  return { outShape: [...outer, m, n], batch, m, n, k, strideA, strideB };
+}
+
+/** Strides of a bias against the kernel's [batch, M, N] output, or null. */
+function planBias(shape: number[], g: GemmPlan): BiasPlan | null {
+  const r = shape.length;
+  const bm = r >= 2 ? shape[r - 2] : 1;
+  const bn = r >= 1 ? shape[r - 1] : 1;
+  const outer = tf.util.sizeFromShape(shape.slice(0, -2));
+  if ((bm !== 1 && bm !== g.m) || (bn !== 1 && bn !== g.n)) return null;
+  if (outer !== 1 && outer !== g.batch) return null;
+  return { batch: outer === 1 ? 0 : bm * bn, row: bm === 1 ? 0 : bn, col: bn === 1 ? 0 : 1 };
+}
+
+/** Float offset of a tensor on the wasm heap. */
+function offsetOf(backend: WasmBackend, t: tf.TensorInfo): number {
+  return backend.dataIdMap.get(t.dataId).memoryOffset / 4;
+}
+
+/** Allocates the output and runs the addon's strided-batch sgemm into it. */
+function runGemm(
+  backend: WasmBackend,
+  inputs: { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo },
+  attrs: { ta: boolean; tb: boolean; act: number },
+  g: GemmPlan,
+  bias: BiasPlan | null,
+): tf.TensorInfo {
+  const out = backend.makeOutput(g.outShape, 'float32');
+  if (tf.util.sizeFromShape(g.outShape) === 0) return out;
+  const [a, b, c] = [inputs.a, inputs.b, out].map((t) => offsetOf(backend, t));
+  const biasOff = inputs.bias && bias ? offsetOf(backend, inputs.bias) : -1;
+  const { batch: sb, row: sm, col: sn } = bias ?? { batch: 0, row: 0, col: 0 };
+  const { ta, tb, act } = attrs;
+  const sizes = [+ta, +tb, g.batch, g.m, g.n, g.k];
+  const offsets = [a, g.strideA, b, g.strideB, c, biasOff, sb, sm, sn];
+  try {
+    // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
+    mustAddon().sgemm(backend.wasm.HEAPF32, ...sizes, ...offsets, act);
+  } catch (e) {
+    backend.disposeData(out.dataId);
+    throw e;
+  }
+  return out;
+}
+
+function isFloat(...ts: (tf.TensorInfo | undefined)[]): boolean {
+  return ts.every((t) => t == null || t.dtype === 'float32');
+}
+
+function batchMatMul(args: KernelArgs): tf.TensorInfo {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+  const g = planMatMul(a.shape, b.shape, transposeA, transposeB);
+  if (!g || !isFloat(a, b)) return stock!.get('BatchMatMul')!.kernelFunc(args) as tf.TensorInfo;
+  const attrs = { ta: transposeA, tb: transposeB, act: ACT_LINEAR };
+  return runGemm(args.backend as WasmBackend, { a, b }, attrs, g, null);
+}
+
+/**
+ * Correct for any transpose and batch, unlike the stock kernel, whose bias
+ * only reaches the first row then (shared facts/speed.md).
+ */
+function fusedMatMul(args: KernelArgs): tf.TensorInfo {
+  const inputs = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const [a, b] = [inputs.a!, inputs.b!];
+  const { bias, preluActivationWeights: prelu } = inputs;
+  const attrs = args.attrs as {
+    transposeA: boolean;
+    transposeB: boolean;
+    activation: string;
+    leakyreluAlpha?: number;
+  };
+  const g = planMatMul(a.shape, b.shape, attrs.transposeA, attrs.transposeB);
+  const biasPlan = g && bias ? planBias(bias.shape, g) : null;
+  const act = attrs.activation;
+  const known = act === 'linear' || act === 'relu' || ACTIVATION_KERNELS.has(act);
+  if (!g || !known || (bias && !biasPlan) || !isFloat(a, b, bias, prelu)) {
+    return stock!.get('_FusedMatMul')!.kernelFunc(args) as tf.TensorInfo;
+  }
+  const backend = args.backend as WasmBackend;
+  const [ta, tb] = [attrs.transposeA, attrs.transposeB];
+  const gemmAttrs = { ta, tb, act: act === 'relu' ? ACT_RELU : ACT_LINEAR };
+  const out = runGemm(backend, { a, b, bias }, gemmAttrs, g, biasPlan);
+  if (act === 'linear' || act === 'relu') return out;
+  return applyActivation(backend, out, act, prelu, attrs.leakyreluAlpha ?? 0.2);
+}
+
+/** Runs the stock wasm activation kernel on `x` and frees `x`. */
+function applyActivation(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  act: string,
+  alpha: tf.TensorInfo | undefined,
+  leakyAlpha: number,
+): tf.TensorInfo {
+  try {
+    const kernel = tf.getKernel(ACTIVATION_KERNELS.get(act)!, 'wasm');
+    const inputs = act === 'prelu' ? { x, alpha: alpha! } : { x };
+    const attrs: tf.NamedAttrMap = act === 'leakyrelu' ? { alpha: leakyAlpha } : {};
+    return kernel.kernelFunc({ inputs, backend, attrs }) as tf.TensorInfo;
+  } finally {
+    backend.disposeData(x.dataId);
+  }
+}
+
+/** Sum over leading axes as a column sum; stock wasm would transpose first. */
+function sum(args: KernelArgs): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+  const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
+  const lead = axes.length;
+  const leading = lead > 0 && lead < x.shape.length && axes.every((ax, i) => ax === i);
+  if (!leading || !isFloat(x)) return stock!.get('Sum')!.kernelFunc(args) as tf.TensorInfo;
+  const backend = args.backend as WasmBackend;
+  const rest = x.shape.slice(lead);
+  const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32');
+  const rows = tf.util.sizeFromShape(x.shape.slice(0, lead));
+  const cols = tf.util.sizeFromShape(rest);
+  const heap = backend.wasm.HEAPF32;
+  mustAddon().sumRows(heap, offsetOf(backend, x), rows, cols, offsetOf(backend, out));
+  return out;
+}
+
+const KERNELS: Record<(typeof REPLACED)[number], tf.KernelFunc> = {
+  BatchMatMul: batchMatMul as tf.KernelFunc,
+  _FusedMatMul: fusedMatMul as tf.KernelFunc,
+  Sum: sum as tf.KernelFunc,
+};
+
+/** Swaps one wasm kernel, keeping setup/dispose of the stock one (its C bindings). */
+function replaceKernel(config: tf.KernelConfig, kernelFunc: tf.KernelFunc): void {
+  tf.unregisterKernel(config.kernelName, 'wasm');
+  tf.registerKernel({ ...config, kernelFunc });
+}
+
+/**
+ * Registers the native kernels on backend 'wasm' (idempotent) and sets the
+ * OpenBLAS thread count. Throws with the reason when the addon is unusable.
+ * @returns the addon's version string.
+ */
+export function registerNativeKernels(threads: number): string {
+  const addon = mustAddon();
+  addon.setThreads(threads);
+  if (stock) return addon.version();
+  const saved = new Map<string, tf.KernelConfig>();
+  for (const name of REPLACED) {
+    const config = tf.getKernel(name, 'wasm');
+    if (!config) throw new Error(`[lab] native matmul: no stock wasm kernel ${name}`);
+    saved.set(name, config);
+  }
+  stock = saved;
+  for (const name of REPLACED) replaceKernel(saved.get(name)!, KERNELS[name]);
+  return addon.version();
+}
+
+/** Puts the stock wasm kernels back (tests compare both in one process). */
+export function restoreStockKernels(): void {
+  if (!stock) return;
+  for (const config of stock.values()) {
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
+  }
+  stock = null;
+}
+
+/** Whether the native kernels are registered right now. */
+export function nativeKernelsActive(): boolean {
+  return stock !== null;
+}

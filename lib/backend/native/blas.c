@@ -1,0 +1,244 @@
+/*
+ * OpenBLAS matmul and column-sum kernels for the TF.js wasm backend.
+ *
+ * Why: stock wasm matmul runs at a few GFLOP/s and its transposed path (every
+ * weight gradient goes through A^T B) is ~70x slower than OpenBLAS. We keep
+ * the wasm backend for everything else and compute directly on its heap, so
+ * no tensor is ever copied.
+ *
+ * The JS side passes the heap as a Float32Array (HEAPF32, read after the
+ * output was allocated, because heap growth replaces the buffer) and every
+ * operand as a float offset into it. Nothing here allocates on the wasm heap;
+ * every access is bounds-checked against the view's length before BLAS runs.
+ */
+#include <cblas.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LAB_BLAS_VERSION "lab-blas 1"
+
+#define CHECK(env, call)                                                     \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      napi_throw_error((env), NULL, "lab-blas: Node-API call failed: " #call); \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+/* A float view of the heap: base pointer and length in floats. */
+typedef struct {
+  float *data;
+  int64_t len;
+} Heap;
+
+static int get_heap(napi_env env, napi_value v, Heap *heap) {
+  napi_typedarray_type type;
+  size_t len;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, NULL, NULL) != napi_ok ||
+      type != napi_float32_array) {
+    napi_throw_type_error(env, NULL, "lab-blas: heap must be a Float32Array");
+    return 0;
+  }
+  heap->data = (float *)data;
+  heap->len = (int64_t)len;
+  return 1;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want) {
+    napi_throw_type_error(env, NULL, "lab-blas: wrong number of arguments");
+    return 0;
+  }
+  return 1;
+}
+
+/* Reads argv[from..from+n) as integers; doubles carry every int < 2^53. */
+static int get_ints(napi_env env, napi_value *argv, size_t n, int64_t *out) {
+  for (size_t i = 0; i < n; i++) {
+    if (napi_get_value_int64(env, argv[i], &out[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "lab-blas: expected a number");
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* True when [off, off + span) lies inside the heap (span 0 means unused). */
+static int in_heap(const Heap *h, int64_t off, int64_t span) {
+  return span == 0 || (off >= 0 && span > 0 && off + span <= h->len);
+}
+
+/* Floats touched by a strided batch of matrices of `size` floats each. */
+static int64_t batch_span(int64_t batch, int64_t stride, int64_t size) {
+  return size == 0 ? 0 : (batch - 1) * stride + size;
+}
+
+enum { ARG_HEAP, ARG_TA, ARG_TB, ARG_BATCH, ARG_M, ARG_N, ARG_K, ARG_A, ARG_SA, ARG_B,
+       ARG_SB, ARG_C, ARG_BIAS, ARG_BIAS_SB, ARG_BIAS_SM, ARG_BIAS_SN, ARG_ACT, GEMM_ARGS };
+
+typedef struct {
+  int64_t ta, tb, batch, m, n, k, a, sa, b, sb, c, bias, bias_sb, bias_sm, bias_sn, act;
+} Gemm;
+
+static int gemm_in_bounds(const Heap *h, const Gemm *g) {
+  int64_t bias_span = g->bias < 0 ? 0
+                      : (g->batch - 1) * g->bias_sb + (g->m - 1) * g->bias_sm +
+                            (g->n - 1) * g->bias_sn + 1;
+  return in_heap(h, g->a, batch_span(g->batch, g->sa, g->m * g->k)) &&
+         in_heap(h, g->b, batch_span(g->batch, g->sb, g->k * g->n)) &&
+         in_heap(h, g->c, g->batch * g->m * g->n) && (g->bias < 0 || in_heap(h, g->bias, bias_span));
+}
+
+/* Seeds C with the broadcast bias so sgemm can accumulate onto it (beta = 1). */
+static void fill_bias(float *c, const float *bias, int64_t rows, const Gemm *g) {
+  for (int64_t r = 0; r < rows; r++) {
+    float *row = c + r * g->n;
+    const float *br = bias + r * g->bias_sm;
+    if (g->bias_sn == 1) {
+      memcpy(row, br, (size_t)g->n * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < g->n; j++) row[j] = br[j * g->bias_sn];
+    }
+  }
+}
+
+static void relu(float *c, int64_t n) {
+  for (int64_t i = 0; i < n; i++) c[i] = c[i] > 0.0f ? c[i] : 0.0f;
+}
+
+static void run_gemm(float *heap, const Gemm *g) {
+  int64_t m = g->m, batch = g->batch;
+  /* A shared B with a plain A is one tall matmul: [batch*M, K] x [K, N]. */
+  int shared_bias = g->bias < 0 || (g->bias_sb == 0 && g->bias_sm == 0);
+  if (batch > 1 && g->sb == 0 && !g->ta && shared_bias && g->sa == m * g->k) {
+    m *= batch;
+    batch = 1;
+  }
+  int64_t lda = g->ta ? m : g->k, ldb = g->tb ? g->k : g->n;
+  for (int64_t i = 0; i < batch; i++) {
+    float *c = heap + g->c + i * m * g->n;
+    float beta = 0.0f;
+    if (g->bias >= 0) {
+      fill_bias(c, heap + g->bias + i * g->bias_sb, m, g);
+      beta = 1.0f;
+    }
+    if (g->k == 0) {
+      if (beta == 0.0f) memset(c, 0, (size_t)(m * g->n) * sizeof(float));
+      continue;
+    }
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
+                (int)m, (int)g->n, (int)g->k, 1.0f, heap + g->a + i * g->sa, (int)(lda > 0 ? lda : 1),
+                heap + g->b + i * g->sb, (int)(ldb > 0 ? ldb : 1), beta, c, (int)g->n);
+  }
+  if (g->act == 1) relu(heap + g->c, g->batch * g->m * g->n);
+}
+
+/*
+ * sgemm(heap, transA, transB, batch, M, N, K, aOff, aStride, bOff, bStride,
+ *       cOff, biasOff, biasBatchStride, biasRowStride, biasColStride, act)
+ * C[i] = act(op(A[i]) op(B[i]) + bias[i]); a stride of 0 broadcasts an
+ * operand over the batch, biasOff < 0 means no bias, act 0 linear, 1 relu.
+ */
+static napi_value Sgemm(napi_env env, napi_callback_info info) {
+  napi_value argv[GEMM_ARGS];
+  Heap heap;
+  int64_t v[GEMM_ARGS - 1];
+  if (!get_args(env, info, GEMM_ARGS, argv) || !get_heap(env, argv[ARG_HEAP], &heap) ||
+      !get_ints(env, argv + 1, GEMM_ARGS - 1, v)) {
+    return NULL;
+  }
+  Gemm g = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+            v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
+  if (g.batch < 1 || g.m < 0 || g.n < 0 || g.k < 0 || g.m > INT32_MAX || g.n > INT32_MAX ||
+      g.k > INT32_MAX || g.batch * g.m > INT32_MAX || g.sa < 0 || g.sb < 0 || g.act < 0 ||
+      g.act > 1) {
+    napi_throw_range_error(env, NULL, "lab-blas: bad sgemm sizes");
+    return NULL;
+  }
+  if (g.m == 0 || g.n == 0) return NULL;
+  if (!gemm_in_bounds(&heap, &g)) {
+    napi_throw_range_error(env, NULL, "lab-blas: sgemm operand outside the heap");
+    return NULL;
+  }
+  run_gemm(heap.data, &g);
+  return NULL;
+}
+
+/*
+ * sumRows(heap, xOff, rows, cols, outOff): out[j] = sum_i x[i, j].
+ * Reducing leading axes (bias gradients) is a column sum; stock wasm
+ * transposes the whole tensor first. Accumulates in double, one row at a
+ * time so the inner loop streams memory and vectorises.
+ */
+static napi_value SumRows(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  Heap heap;
+  int64_t v[4];
+  if (!get_args(env, info, 5, argv) || !get_heap(env, argv[0], &heap) || !get_ints(env, argv + 1, 4, v)) {
+    return NULL;
+  }
+  int64_t x = v[0], rows = v[1], cols = v[2], out = v[3];
+  if (rows < 0 || cols < 0 || !in_heap(&heap, x, rows * cols) || !in_heap(&heap, out, cols)) {
+    napi_throw_range_error(env, NULL, "lab-blas: sumRows operand outside the heap");
+    return NULL;
+  }
+  if (cols == 0) return NULL;
+  double *acc = calloc((size_t)cols, sizeof(double));
+  if (acc == NULL) {
+    napi_throw_error(env, NULL, "lab-blas: out of memory");
+    return NULL;
+  }
+  const float *src = heap.data + x;
+  for (int64_t i = 0; i < rows; i++, src += cols) {
+    for (int64_t j = 0; j < cols; j++) acc[j] += src[j];
+  }
+  float *dst = heap.data + out;
+  for (int64_t j = 0; j < cols; j++) dst[j] = (float)acc[j];
+  free(acc);
+  return NULL;
+}
+
+static napi_value SetThreads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t n;
+  if (!get_args(env, info, 1, argv) || !get_ints(env, argv, 1, &n)) return NULL;
+  if (n < 1 || n > 1024) {
+    napi_throw_range_error(env, NULL, "lab-blas: threads must be in [1, 1024]");
+    return NULL;
+  }
+  openblas_set_num_threads((int)n);
+  return NULL;
+}
+
+static napi_value GetThreads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(env, napi_create_int32(env, openblas_get_num_threads(), &out));
+  return out;
+}
+
+static napi_value Version(napi_env env, napi_callback_info info) {
+  (void)info;
+  char buf[256];
+  napi_value out;
+  snprintf(buf, sizeof buf, "%s (OpenBLAS %s)", LAB_BLAS_VERSION, openblas_get_config());
+  CHECK(env, napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sumRows", NULL, SumRows, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"version", NULL, Version, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}

@@ -1,0 +1,375 @@
+/**
+ * Native OpenBLAS kernels vs a float64 JS reference and the stock wasm kernels.
+ * The stock fused bias is wrong with transposes or batch > 1, so bias cases are
+ * checked against the reference only.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { backendInfo, initBackend } from '../lib/backend';
+import {
+  type BlasAddon,
+  loadAddon,
+  nativeKernelsActive,
+  registerNativeKernels,
+  restoreStockKernels,
+} from '../lib/backend/native';
+
+const loaded = loadAddon();
+const missing = 'error' in loaded ? loaded.error : null;
+const SIZES = [1, 3, 17, 64];
+const TRANSPOSES: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+let seed = 1;
+
+function rand(shape: number[]): tf.Tensor {
+  return tf.randomUniform(shape, -1, 1, 'float32', seed++);
+}
+
+/** Reference op(A[i]) op(B[i]) + bias in float64; a batch of 1 broadcasts. */
+function refMatMul(
+  a: tf.Tensor,
+  b: tf.Tensor,
+  ta: boolean,
+  tb: boolean,
+  bias?: tf.Tensor,
+): number[] {
+  const [ba, r0, c0] = a.shape as number[];
+  const [bb, r1, c1] = b.shape as number[];
+  const [m, k, n] = [ta ? c0 : r0, ta ? r0 : c0, tb ? r1 : c1];
+  const [av, bv] = [a.dataSync(), b.dataSync()];
+  const biasAt = bias ? biasIndexer(bias) : () => 0;
+  const out: number[] = [];
+  for (let i = 0; i < Math.max(ba, bb); i++) {
+    const [oa, ob] = [ba === 1 ? 0 : i * m * k, bb === 1 ? 0 : i * k * n];
+    for (let r = 0; r < m; r++) {
+      for (let c = 0; c < n; c++) {
+        let s = biasAt(i, r, c);
+        for (let p = 0; p < k; p++) {
+          s += av[oa + (ta ? p * m + r : r * k + p)] * bv[ob + (tb ? c * k + p : p * n + c)];
+        }
+        out.push(s);
+      }
+    }
+  }
+  return out;
+}
+
+/** Element (i, r, c) of a bias broadcast against [batch, M, N]. */
+function biasIndexer(bias: tf.Tensor) {
+  const s = [1, 1, 1, ...bias.shape].slice(-3);
+  const v = bias.dataSync();
+  return (i: number, r: number, c: number) =>
+    v[(s[0] === 1 ? 0 : i) * s[1] * s[2] + (s[1] === 1 ? 0 : r) * s[2] + (s[2] === 1 ? 0 : c)];
+}
+
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+  tol = 1e-4,
+) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(err <= tol * (1 + Math.abs(expected[i])))) {
+      assert.fail(`${what}[${i}]: got ${actual[i]}, expected ${expected[i]}`);
+    }
+  }
+}
+
+/** Runs `f` with the stock wasm kernels, then puts the native ones back. */
+function withStock<T>(f: () => T): T {
+  restoreStockKernels();
+  try {
+    return f();
+  } finally {
+    registerNativeKernels(1);
+  }
+}
+
+/** Shapes [batch, rows, cols] of A and B for op(A) [M, K] and op(B) [K, N]. */
+function shapes(dims: number[], ta: boolean, tb: boolean, batches: [number, number] = [1, 1]) {
+  const [m, k, n] = dims;
+  return {
+    a: [batches[0], ta ? k : m, ta ? m : k],
+    b: [batches[1], tb ? n : k, tb ? k : n],
+  };
+}
+
+test('initBackend picks wasm + native once and caches', async (t) => {
+  const lines: string[] = [];
+  t.mock.method(console, 'log', (s: string) => lines.push(s));
+  const first = await initBackend({ force: 'wasm' });
+  const again = await initBackend({ force: 'cpu' });
+  t.mock.restoreAll();
+  assert.equal(first, again);
+  assert.equal(backendInfo(), first);
+  assert.equal(tf.getBackend(), 'wasm');
+  assert.equal(first.name, 'wasm');
+  assert.equal(first.native, missing === null, first.description);
+  assert.ok(lines.length <= 1 && lines.every((l) => l.startsWith('[lab] backend: wasm')));
+});
+
+test('addon rejects offsets outside the heap', (t) => {
+  if (missing) return t.skip(missing);
+  const addon = (loaded as { addon: BlasAddon }).addon;
+  const heap = new Float32Array(16);
+  assert.throws(
+    () => addon.sgemm(heap, 0, 0, 1, 4, 4, 4, 0, 0, 4, 0, 8, -1, 0, 0, 0, 0),
+    RangeError,
+  );
+  assert.throws(() => addon.sumRows(heap, 0, 4, 5, 0), RangeError);
+  assert.match(addon.version(), /OpenBLAS/);
+});
+
+test('BatchMatMul: all transposes and odd sizes match the reference and stock', (t) => {
+  if (missing) return t.skip(missing);
+  registerNativeKernels(1);
+  for (const [ta, tb] of TRANSPOSES) {
+    for (const m of SIZES) {
+      for (const dims of [
+        [m, 17, 3],
+        [3, m, 64],
+        [64, 1, m],
+      ]) {
+        tf.tidy(() => {
+          const s = shapes(dims, ta, tb);
+          const [a, b] = [rand(s.a), rand(s.b)];
+          const what = `matMul ${dims} ta=${ta} tb=${tb}`;
+          const got = tf.matMul(a, b, ta, tb).dataSync();
+          assertClose(got, refMatMul(a, b, ta, tb), what);
+          assertClose(
+            got,
+            withStock(() => tf.matMul(a, b, ta, tb).dataSync()),
+            `${what} vs stock`,
+          );
+        });
+      }
+    }
+  }
+});
+
+test('BatchMatMul: batch broadcast, rank 4 x rank 2, two threads', (t) => {
+  if (missing) return t.skip(missing);
+  registerNativeKernels(2);
+  const batchCases: [number, number][] = [
+    [4, 4],
+    [1, 4],
+    [4, 1],
+  ];
+  for (const [ta, tb] of TRANSPOSES) {
+    for (const batches of batchCases) {
+      tf.tidy(() => {
+        const s = shapes([17, 5, 3], ta, tb, batches);
+        const [a, b] = [rand(s.a), rand(s.b)];
+        const got = tf.matMul(a, b, ta, tb);
+        assert.deepEqual(got.shape, [4, 17, 3]);
+        assertClose(
+          got.dataSync(),
+          refMatMul(a, b, ta, tb),
+          `batches ${batches} ta=${ta} tb=${tb}`,
+        );
+      });
+    }
+  }
+  tf.tidy(() => {
+    const [x, w] = [rand([2, 3, 8, 5]), rand([5, 7])];
+    const got = tf.matMul(x, w);
+    assert.deepEqual(got.shape, [2, 3, 8, 7]);
+    assertClose(
+      got.dataSync(),
+      refMatMul(x.reshape([6, 8, 5]), w.reshape([1, 5, 7]), false, false),
+      'rank 4 x 2',
+    );
+  });
+  registerNativeKernels(1);
+});
+
+/** Fused matMul with bias (+ relu) for one transpose/batch case vs the reference. */
+function checkFused(ta: boolean, tb: boolean, batches: [number, number], biasShape: number[]) {
+  tf.tidy(() => {
+    const s = shapes([17, 5, 3], ta, tb, batches);
+    const [a, b, bias] = [rand(s.a), rand(s.b), rand(biasShape)];
+    const what = `bias ${biasShape} batches ${batches} ta=${ta} tb=${tb}`;
+    const opts = { a, b, transposeA: ta, transposeB: tb, bias };
+    const linear = tf.fused.matMul(opts);
+    assertClose(linear.dataSync(), refMatMul(a, b, ta, tb, bias), what);
+    const relu = tf.fused.matMul({ ...opts, activation: 'relu' });
+    assertClose(relu.dataSync(), linear.relu().dataSync(), `${what} relu`);
+  });
+}
+
+test('fused matMul: bias (row, scalar, per-batch) and relu with transposes', (t) => {
+  if (missing) return t.skip(missing);
+  const batchCases: [number, number][] = [
+    [4, 4],
+    [4, 1],
+    [1, 4],
+  ];
+  for (const [ta, tb] of TRANSPOSES) {
+    for (const batches of batchCases) {
+      for (const biasShape of [[3], [1], [17, 3], [4, 17, 3], [17, 1]]) {
+        checkFused(ta, tb, batches, biasShape);
+      }
+    }
+  }
+});
+
+test('fused matMul: other activations are applied after the native matmul', (t) => {
+  if (missing) return t.skip(missing);
+  tf.tidy(() => {
+    const [a, b, bias] = [rand([2, 5, 4]), rand([2, 3, 4]), rand([3])];
+    const base = tf.fused.matMul({ a, b, transposeB: true, bias });
+    const alpha = rand([3]);
+    const cases: [tf.fused.Activation, tf.Tensor][] = [
+      ['sigmoid', base.sigmoid()],
+      ['elu', base.elu()],
+      ['relu6', base.relu6()],
+      ['leakyrelu', base.leakyRelu(0.1)],
+      ['prelu', base.prelu(alpha)],
+    ];
+    for (const [activation, want] of cases) {
+      const args = { preluActivationWeights: alpha, leakyreluAlpha: 0.1 };
+      const got = tf.fused.matMul({ a, b, transposeB: true, bias, activation, ...args });
+      assertClose(got.dataSync(), want.dataSync(), activation);
+    }
+  });
+});
+
+test('Sum over leading axes matches stock; other axes fall back', (t) => {
+  if (missing) return t.skip(missing);
+  const cases: [number[], number | number[], boolean][] = [
+    [[33, 17], 0, false],
+    [[4, 5, 6], [0, 1], false],
+    [[4, 5, 6], [1, 0], true],
+    [[4, 5, 6], -1, false],
+    [[4, 5, 6], [0, 2], true],
+    [[1, 64], 0, false],
+    [[7], 0, false],
+  ];
+  for (const [shape, axis, keepDims] of cases) {
+    tf.tidy(() => {
+      const x = rand(shape);
+      const got = tf.sum(x, axis, keepDims);
+      const want = withStock(() => tf.sum(x, axis, keepDims));
+      assert.deepEqual(got.shape, want.shape);
+      assertClose(got.dataSync(), want.dataSync(), `sum ${shape} axis ${axis}`, 1e-5);
+    });
+  }
+});
+
+/**
+ * A well-conditioned scalar, mean(tanh(A·B + bias) * C), through the fused op
+ * (its backward pass runs BatchMatMul and a leading-axis Sum) or plain matMul.
+ */
+function lossOf(ta: boolean, tb: boolean, weights: tf.Tensor, fused: boolean) {
+  return (a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor) =>
+    tf.tidy(() => {
+      const y = fused
+        ? tf.fused.matMul({ a, b, transposeA: ta, transposeB: tb, bias })
+        : tf.matMul(a, b, ta, tb).add(bias);
+      return y.tanh().mul(weights).mean() as tf.Scalar;
+    });
+}
+
+/** Central differences of f at a few coordinates of input `which`. */
+function finiteDiff(
+  f: (...x: tf.Tensor[]) => tf.Scalar,
+  xs: tf.Tensor[],
+  which: number,
+  eps = 1e-2,
+) {
+  const base = xs[which].dataSync().slice();
+  const picks = [0, base.length >> 1, base.length - 1];
+  return picks.map((idx) => {
+    const at = (delta: number) => {
+      const v = base.slice();
+      v[idx] += delta;
+      const args = xs.map((x, i) => (i === which ? tf.tensor(v, x.shape) : x));
+      return tf.tidy(() => f(...args).dataSync()[0]);
+    };
+    return { idx, value: (at(eps) - at(-eps)) / (2 * eps) };
+  });
+}
+
+function checkGrads(ta: boolean, tb: boolean, batches: [number, number], fused: boolean) {
+  const s = shapes([6, 5, 4], ta, tb, batches);
+  const xs = [rand(s.a), rand(s.b), rand([4])];
+  const f = lossOf(ta, tb, rand([Math.max(...batches), 6, 4]), fused);
+  const grads = tf.grads(f)(xs);
+  xs.forEach((_, which) => {
+    const g = grads[which].dataSync();
+    for (const { idx, value } of finiteDiff(f, xs, which)) {
+      const what = `ta=${ta} tb=${tb} batches=${batches} input ${which}[${idx}]`;
+      assert.ok(
+        Math.abs(g[idx] - value) <= 1e-2 * Math.abs(value) + 2e-4,
+        `${what}: ${g[idx]} vs ${value}`,
+      );
+    }
+  });
+  tf.dispose([...xs, ...grads]);
+}
+
+test('gradients through native kernels match finite differences', (t) => {
+  if (missing) return t.skip(missing);
+  for (const [ta, tb] of TRANSPOSES) {
+    // Equal batches only: core's matMul gradients do not reduce broadcast batch dims.
+    checkGrads(ta, tb, [1, 1], true);
+    checkGrads(ta, tb, [3, 3], true);
+    checkGrads(ta, tb, [3, 3], false);
+  }
+});
+
+test('output allocation that grows the wasm heap is handled', (t) => {
+  if (missing) return t.skip(missing);
+  tf.tidy(() => {
+    // [2048, 8192] floats = 64 MiB: allocating it grows the heap inside the kernel.
+    const [a, b] = [tf.ones([2048, 1]), tf.fill([1, 8192], 2)];
+    const y = tf.matMul(a, b);
+    const v = y.dataSync();
+    assert.equal(v.length, 2048 * 8192);
+    assert.ok(v[0] === 2 && v[v.length - 1] === 2 && v[v.length >> 1] === 2);
+    assert.equal(tf.sum(y, 0).dataSync()[8191], 4096);
+  });
+});
+
+test('no tensors or buffers leak across many native calls', (t) => {
+  if (missing) return t.skip(missing);
+  const [a, b, bias, alpha] = [rand([2, 8, 8]), rand([2, 8, 8]), rand([8]), rand([8])];
+  const before = tf.memory();
+  for (let i = 0; i < 200; i++) {
+    tf.tidy(() => {
+      tf.matMul(a, b, i % 2 === 0, i % 3 === 0);
+      tf.fused.matMul({ a, b, bias, activation: 'prelu', preluActivationWeights: alpha });
+      tf.sum(a, 0);
+    });
+  }
+  const after = tf.memory();
+  assert.equal(after.numTensors, before.numTensors);
+  assert.equal(after.numDataBuffers, before.numDataBuffers);
+  tf.dispose([a, b, bias, alpha]);
+});
+
+test('restoreStockKernels undoes the registration', (t) => {
+  if (missing) return t.skip(missing);
+  // With batch > 1 the stock kernel adds the bias wrongly past the first row.
+  const rowsOk = () =>
+    tf.tidy(() => {
+      const [a, b, bias] = [tf.ones([2, 2, 2]), tf.ones([2, 2, 2]), tf.tensor1d([1, 2])];
+      const v = tf.fused.matMul({ a, b, bias }).dataSync();
+      return v.every((x, i) => x === (i % 2 === 0 ? 3 : 4));
+    });
+  registerNativeKernels(1);
+  assert.ok(nativeKernelsActive());
+  assert.ok(rowsOk());
+  restoreStockKernels();
+  assert.ok(!nativeKernelsActive());
+  assert.ok(!rowsOk(), 'stock kernel is back (and still wrong)');
+  registerNativeKernels(1);
+  assert.ok(rowsOk());
+});
