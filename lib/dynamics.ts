@@ -12,15 +12,26 @@ export interface NamedRun {
 }
 
 /** One line per run of `key` over steps; records without the key are skipped. */
-export function historyFigure(runs: NamedRun[], key: string, titles: { title: string; yTitle: string; logY?: boolean }): Figure {
+export function historyFigure(
+  runs: NamedRun[],
+  key: string,
+  titles: { title: string; yTitle: string; logY?: boolean },
+): Figure {
   return lineFigure({
     title: titles.title,
     xTitle: 'training step',
     yTitle: titles.yTitle,
     logY: titles.logY,
     series: runs.map((r) => {
-      const pts = r.history.filter((h) => typeof h[key] === 'number' && Number.isFinite(h[key] as number));
-      return { name: r.name, method: r.method, x: pts.map((h) => h.step), y: pts.map((h) => h[key] as number) };
+      const pts = r.history.filter(
+        (h) => typeof h[key] === 'number' && Number.isFinite(h[key] as number),
+      );
+      return {
+        name: r.name,
+        method: r.method,
+        x: pts.map((h) => h.step),
+        y: pts.map((h) => h[key] as number),
+      };
     }),
   });
 }

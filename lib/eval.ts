@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Tokenizer } from './data/tokenizer';
 import type { Batch, LabelledImages, Task } from './data/types';
 import { IMAGE_SIZE } from './data/types';
-import { type Model, encodeImages, encodeTexts } from './model/index';
+import { encodeImages, encodeTexts, type Model } from './model/index';
 import { l2normalize } from './ops';
 import { Rng } from './rng';
 
@@ -21,7 +21,14 @@ export function embedImages(model: Model, images: Float32Array, chunk = 256): tf
   const parts: tf.Tensor2D[] = [];
   for (let s = 0; s < n; s += chunk) {
     const m = Math.min(chunk, n - s);
-    parts.push(tf.tidy(() => encodeImages(model, tf.tensor4d(images.subarray(s * px, (s + m) * px), [m, IMAGE_SIZE, IMAGE_SIZE, 3]))));
+    parts.push(
+      tf.tidy(() =>
+        encodeImages(
+          model,
+          tf.tensor4d(images.subarray(s * px, (s + m) * px), [m, IMAGE_SIZE, IMAGE_SIZE, 3]),
+        ),
+      ),
+    );
   }
   const out = tf.concat(parts) as tf.Tensor2D;
   tf.dispose(parts);
@@ -43,12 +50,19 @@ export function embedTexts(model: Model, tokens: Int32Array, chunk = 512): tf.Te
 }
 
 /** Zero-shot class embeddings [C, E] with prompt-template averaging. */
-export function zeroShotWeights(model: Model, tok: Tokenizer, classNames: string[], templates: string[]): tf.Tensor2D {
+export function zeroShotWeights(
+  model: Model,
+  tok: Tokenizer,
+  classNames: string[],
+  templates: string[],
+): tf.Tensor2D {
   const prompts = classNames.flatMap((c) => templates.map((t) => t.replace('{}', c)));
   return tf.tidy(() => {
     const z = embedTexts(model, tok.encodeBatch(prompts)); // [C·T, E]
     const E = z.shape[1];
-    return l2normalize(tf.mean(tf.reshape(z, [classNames.length, templates.length, E]), 1) as tf.Tensor2D);
+    return l2normalize(
+      tf.mean(tf.reshape(z, [classNames.length, templates.length, E]), 1) as tf.Tensor2D,
+    );
   });
 }
 
@@ -60,7 +74,12 @@ export function accuracyOf(emb: tf.Tensor2D, weights: tf.Tensor2D, labels: Int32
   return hit / labels.length;
 }
 
-export function zeroShotAccuracy(model: Model, tok: Tokenizer, task: Task, queryEmb?: tf.Tensor2D): number {
+export function zeroShotAccuracy(
+  model: Model,
+  tok: Tokenizer,
+  task: Task,
+  queryEmb?: tf.Tensor2D,
+): number {
   const w = zeroShotWeights(model, tok, task.classNames, task.templates);
   const q = queryEmb ?? embedImages(model, task.query.images);
   const acc = accuracyOf(q, w, task.query.labels);
@@ -69,7 +88,12 @@ export function zeroShotAccuracy(model: Model, tok: Tokenizer, task: Task, query
 }
 
 /** Indices of k random examples of each class (without replacement). */
-export function sampleShots(labels: Int32Array, numClasses: number, k: number, rng: Rng): number[][] {
+export function sampleShots(
+  labels: Int32Array,
+  numClasses: number,
+  k: number,
+  rng: Rng,
+): number[][] {
   const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   labels.forEach((y, i) => {
     byClass[y].push(i);
@@ -129,14 +153,29 @@ export interface SuiteOptions {
 }
 
 /** Zero-shot and k-shot prototype accuracy on every task. */
-export function evaluateSuite(model: Model, tok: Tokenizer, tasks: Task[], o: SuiteOptions = {}): TaskResult[] {
+export function evaluateSuite(
+  model: Model,
+  tok: Tokenizer,
+  tasks: Task[],
+  o: SuiteOptions = {},
+): TaskResult[] {
   const shots = o.shots ?? [1, 2, 4, 8, 16];
   return tasks.map((task) => {
     const q = embedImages(model, task.query.images);
     const s = shots.length ? embedImages(model, task.support.images) : null;
     const C = task.classNames.length;
     const fewShot: Record<number, number> = {};
-    for (const k of shots) fewShot[k] = fewShotAccuracy(s!, task.support, q, task.query, C, k, o.episodes ?? 5, o.seed ?? 0);
+    for (const k of shots)
+      fewShot[k] = fewShotAccuracy(
+        s!,
+        task.support,
+        q,
+        task.query,
+        C,
+        k,
+        o.episodes ?? 5,
+        o.seed ?? 0,
+      );
     const zeroShot = zeroShotAccuracy(model, tok, task, q);
     tf.dispose(s ? [q, s] : [q]);
     return { task: task.name, classes: C, chance: task.chance, zeroShot, fewShot };

@@ -10,7 +10,14 @@ import * as tf from '@tensorflow/tfjs';
 import { buildTaskSuite } from './data/tasks';
 import type { Task } from './data/types';
 import { createWorld, type World } from './data/world';
-import { embedImages, evaluateSuite, type Retrieval, retrieval, type TaskResult, zeroShotAccuracy } from './eval';
+import {
+  embedImages,
+  evaluateSuite,
+  type Retrieval,
+  retrieval,
+  type TaskResult,
+  zeroShotAccuracy,
+} from './eval';
 import { createModel, type Model, type ModelConfig } from './model/index';
 import type { ExperimentConfig } from './presets';
 import { Rng } from './rng';
@@ -29,7 +36,10 @@ export function labData(cfg: ExperimentConfig): LabData {
   let d = dataCache.get(key);
   if (!d) {
     const world = createWorld(cfg.world);
-    const tasks = buildTaskSuite(world, { queryPerClass: cfg.eval.queryPerClass, supportPerClass: cfg.eval.supportPerClass });
+    const tasks = buildTaskSuite(world, {
+      queryPerClass: cfg.eval.queryPerClass,
+      supportPerClass: cfg.eval.supportPerClass,
+    });
     d = { world, tasks };
     dataCache.set(key, d);
   }
@@ -86,7 +96,12 @@ function writeJsonAtomic(file: string, value: unknown): void {
 export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): ExperimentRun {
   const data = o.data ?? labData(cfg);
   const { world } = data;
-  const model = createModel(resolveModelConfig(cfg, world), cfg.loss, world.tokenizer.END, cfg.seed);
+  const model = createModel(
+    resolveModelConfig(cfg, world),
+    cfg.loss,
+    world.tokenizer.END,
+    cfg.seed,
+  );
   if (o.outDir) writeJsonAtomic(path.join(o.outDir, 'config.json'), cfg);
   const dataRng = new Rng(cfg.seed).fork(1);
   const t0 = performance.now();
@@ -110,6 +125,7 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
     seed: cfg.seed,
   });
   const ret = retrieval(model, world.sampleBatch(new Rng(cfg.seed + 7), 512, 'val'));
-  if (o.outDir) writeJsonAtomic(path.join(o.outDir, 'results.json'), { results, retrieval: ret, trainSeconds });
+  if (o.outDir)
+    writeJsonAtomic(path.join(o.outDir, 'results.json'), { results, retrieval: ret, trainSeconds });
   return { config: cfg, model, history, results, retrieval: ret, trainSeconds };
 }

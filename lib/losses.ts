@@ -12,8 +12,8 @@
  *   logits = exp(t) · img · txtᵀ,  L = ½ (CE_rows(logits, I) + CE_cols(logits, I)).
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkShape, logSigmoid } from './ops';
 import type { ParamSpecs } from './model/params';
+import { checkShape, logSigmoid } from './ops';
 
 export type LossName = 'siglip' | 'clip';
 
@@ -23,13 +23,23 @@ export const SIGLIP_INIT = { logScale: Math.log(10), bias: -10 };
 export const CLIP_INIT = { logScale: Math.log(1 / 0.07) };
 
 /** Pairwise logits exp(t) · img · txtᵀ (+ b): [B, B]. */
-export function pairLogits(img: tf.Tensor2D, txt: tf.Tensor2D, logScale: tf.Scalar, bias?: tf.Scalar): tf.Tensor2D {
+export function pairLogits(
+  img: tf.Tensor2D,
+  txt: tf.Tensor2D,
+  logScale: tf.Scalar,
+  bias?: tf.Scalar,
+): tf.Tensor2D {
   const s = tf.mul(tf.matMul(img, txt, false, true), tf.exp(logScale)) as tf.Tensor2D;
   return bias ? tf.add(s, bias) : s;
 }
 
 /** SigLIP sigmoid loss (see file header). img, txt: unit rows [B, D]. */
-export function siglipLoss(img: tf.Tensor2D, txt: tf.Tensor2D, logScale: tf.Scalar, bias: tf.Scalar): tf.Scalar {
+export function siglipLoss(
+  img: tf.Tensor2D,
+  txt: tf.Tensor2D,
+  logScale: tf.Scalar,
+  bias: tf.Scalar,
+): tf.Scalar {
   checkShape(txt, img.shape, 'siglipLoss txt');
   return tf.tidy(() => {
     const B = img.shape[0];
@@ -56,6 +66,7 @@ export function clipLoss(img: tf.Tensor2D, txt: tf.Tensor2D, logScale: tf.Scalar
 export function lossParamSpecs(loss: LossName): ParamSpecs {
   const init = loss === 'siglip' ? SIGLIP_INIT.logScale : CLIP_INIT.logScale;
   const specs: ParamSpecs = { logScale: { shape: [], init: 'const', value: init, decay: false } };
-  if (loss === 'siglip') specs.bias = { shape: [], init: 'const', value: SIGLIP_INIT.bias, decay: false };
+  if (loss === 'siglip')
+    specs.bias = { shape: [], init: 'const', value: SIGLIP_INIT.bias, decay: false };
   return specs;
 }

@@ -22,13 +22,14 @@ function withGrad<F>(f: GradOp): F {
  * log σ(x) = −softplus(−x) = min(x, 0) − log1p(exp(−|x|)), stable for any x.
  * Gradient: d/dx log σ(x) = σ(−x). (wasm's stock LogSigmoid gradient is wrong.)
  */
-export const logSigmoid = withGrad<(x: tf.Tensor) => tf.Tensor>(
-  (x: tf.Tensor, save: Saved) => {
-    save([x]);
-    const value = tf.sub(tf.minimum(x, 0), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
-    return { value, gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => tf.mul(dy, tf.sigmoid(tf.neg(xs))) };
-  },
-);
+export const logSigmoid = withGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: Saved) => {
+  save([x]);
+  const value = tf.sub(tf.minimum(x, 0), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => tf.mul(dy, tf.sigmoid(tf.neg(xs))),
+  };
+});
 
 /** The constant of the sigmoid approximation of GELU used by OpenAI's CLIP. */
 const QUICK_GELU_A = 1.702;
@@ -37,20 +38,18 @@ const QUICK_GELU_A = 1.702;
  * "Quick GELU": x · σ(1.702 x), CLIP's activation. It avoids tanh/erf, which are
  * slow on wasm. Gradient: σ(ax) + a·x·σ(ax)(1 − σ(ax)).
  */
-export const quickGelu = withGrad<(x: tf.Tensor) => tf.Tensor>(
-  (x: tf.Tensor, save: Saved) => {
-    const s = tf.sigmoid(tf.mul(x, QUICK_GELU_A));
-    save([x, s]);
-    return {
-      value: tf.mul(x, s),
-      gradFunc: (dy: tf.Tensor, [xs, ss]: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const ds = tf.mul(tf.mul(tf.mul(xs, QUICK_GELU_A), ss), tf.sub(1, ss));
-          return tf.mul(dy, tf.add(ss, ds));
-        }),
-    };
-  },
-);
+export const quickGelu = withGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: Saved) => {
+  const s = tf.sigmoid(tf.mul(x, QUICK_GELU_A));
+  save([x, s]);
+  return {
+    value: tf.mul(x, s),
+    gradFunc: (dy: tf.Tensor, [xs, ss]: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const ds = tf.mul(tf.mul(tf.mul(xs, QUICK_GELU_A), ss), tf.sub(1, ss));
+        return tf.mul(dy, tf.add(ss, ds));
+      }),
+  };
+});
 
 const LN_EPS = 1e-5;
 
@@ -60,25 +59,25 @@ const LN_EPS = 1e-5;
  * kernels autodiff would chain (each a separate wasm call).
  *   dx = (1/σ̂) · (g − mean(g) − x̂ · mean(g · x̂)),  g = dy · γ
  */
-export const layerNorm = withGrad<(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf.Tensor2D>(
-  (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, save: Saved) => {
-    const { mean, variance } = tf.moments(x, -1, true); // [N, 1]
-    const rstd = tf.rsqrt(tf.add(variance, LN_EPS)); // [N, 1]
-    const xhat = tf.mul(tf.sub(x, mean), rstd); // [N, D]
-    save([xhat, rstd, gamma]);
-    return {
-      value: tf.add(tf.mul(xhat, gamma), beta),
-      gradFunc: (dy: tf.Tensor, [xh, rs, g]: tf.Tensor[]) =>
-        tf.tidy(() => {
-          const gy = tf.mul(dy, g); // [N, D]
-          const meanG = tf.mean(gy, -1, true);
-          const meanGX = tf.mean(tf.mul(gy, xh), -1, true);
-          const dx = tf.mul(rs, tf.sub(tf.sub(gy, meanG), tf.mul(xh, meanGX)));
-          return [dx, tf.sum(tf.mul(dy, xh), 0), tf.sum(dy, 0)];
-        }),
-    };
-  },
-);
+export const layerNorm = withGrad<
+  (x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf.Tensor2D
+>((x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, save: Saved) => {
+  const { mean, variance } = tf.moments(x, -1, true); // [N, 1]
+  const rstd = tf.rsqrt(tf.add(variance, LN_EPS)); // [N, 1]
+  const xhat = tf.mul(tf.sub(x, mean), rstd); // [N, D]
+  save([xhat, rstd, gamma]);
+  return {
+    value: tf.add(tf.mul(xhat, gamma), beta),
+    gradFunc: (dy: tf.Tensor, [xh, rs, g]: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const gy = tf.mul(dy, g); // [N, D]
+        const meanG = tf.mean(gy, -1, true);
+        const meanGX = tf.mean(tf.mul(gy, xh), -1, true);
+        const dx = tf.mul(rs, tf.sub(tf.sub(gy, meanG), tf.mul(xh, meanGX)));
+        return [dx, tf.sum(tf.mul(dy, xh), 0), tf.sum(dy, 0)];
+      }),
+  };
+});
 
 /**
  * Embedding lookup as a one-hot matmul: wasm has no gradient for gather, and a

@@ -4,7 +4,7 @@
  * as SigLIP and Llip use to stabilise contrastive pretraining.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Params, ParamSpecs } from './model/params';
+import type { ParamSpecs, Params } from './model/params';
 
 export interface OptimConfig {
   lr: number; // peak learning rate
@@ -82,7 +82,8 @@ export function adamwStep(
   return tf.tidy(() => {
     const names = Object.keys(params).filter((n) => grads[n]);
     const gNorm = globalNorm(names.map((n) => grads[n]));
-    const scale = o.gradClip > 0 ? tf.minimum(1, tf.div(o.gradClip, tf.add(gNorm, 1e-6))) : tf.scalar(1);
+    const scale =
+      o.gradClip > 0 ? tf.minimum(1, tf.div(o.gradClip, tf.add(gNorm, 1e-6))) : tf.scalar(1);
     const updates: tf.Tensor[] = [];
     for (const n of names) {
       const p = params[n];

@@ -42,7 +42,16 @@ const tiny: ExperimentConfig = {
   batchSize: 32,
   chunkSize: 0,
   model: {
-    image: { imageSize: 32, patch: 8, width: 32, depth: 1, heads: 2, mlpRatio: 2, pool: 'map', registers: 0 },
+    image: {
+      imageSize: 32,
+      patch: 8,
+      width: 32,
+      depth: 1,
+      heads: 2,
+      mlpRatio: 2,
+      pool: 'map',
+      registers: 0,
+    },
     text: { width: 32, depth: 1, heads: 2, mlpRatio: 2 },
     embedDim: 32,
   },
@@ -60,22 +69,39 @@ const lab: ExperimentConfig = {
   name: 'lab',
   seed: 0,
   loss: 'siglip',
-  steps: 800,
+  steps: 1500,
   batchSize: 256,
   chunkSize: 0,
   model: {
-    image: { imageSize: 32, patch: 8, width: 64, depth: 2, heads: 4, mlpRatio: 4, pool: 'map', registers: 0 },
+    image: {
+      imageSize: 32,
+      patch: 8,
+      width: 64,
+      depth: 2,
+      heads: 4,
+      mlpRatio: 4,
+      pool: 'map',
+      registers: 0,
+    },
     text: { width: 64, depth: 2, heads: 4, mlpRatio: 4 },
     embedDim: 64,
   },
   optim: { ...defaultOptim, lr: 2e-3, warmupSteps: 60, weightDecay: 1e-4 },
   world: {},
-  eval: { every: 100, queryPerClass: 40, supportPerClass: 20, shots: [1, 2, 4, 8, 16], episodes: 5 },
+  eval: {
+    every: 100,
+    queryPerClass: 40,
+    supportPerClass: 20,
+    shots: [1, 2, 4, 8, 16],
+    episodes: 5,
+  },
 };
 
 export const PRESETS: Record<string, ExperimentConfig> = { tiny, lab };
 
-export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+export type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
+};
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -89,15 +115,20 @@ function merge<T>(base: T, over: unknown, path: string): T {
       const keys = Object.keys(out).join(', ');
       throw new Error(`unknown config key '${path ? `${path}.` : ''}${k}' (valid: ${keys})`);
     }
-    out[k] = isPlainObject(v) && isPlainObject(out[k]) ? merge(out[k], v, path ? `${path}.${k}` : k) : v;
+    out[k] =
+      isPlainObject(v) && isPlainObject(out[k]) ? merge(out[k], v, path ? `${path}.${k}` : k) : v;
   }
   return out as T;
 }
 
 /** A preset (by name or value) with overrides deep-merged in; unknown keys are errors. */
-export function makeConfig(preset: string | ExperimentConfig, overrides: DeepPartial<ExperimentConfig> = {}): ExperimentConfig {
+export function makeConfig(
+  preset: string | ExperimentConfig,
+  overrides: DeepPartial<ExperimentConfig> = {},
+): ExperimentConfig {
   const base = typeof preset === 'string' ? PRESETS[preset] : preset;
-  if (!base) throw new Error(`unknown preset '${preset}' (valid: ${Object.keys(PRESETS).join(', ')})`);
+  if (!base)
+    throw new Error(`unknown preset '${preset}' (valid: ${Object.keys(PRESETS).join(', ')})`);
   return merge(structuredClone(base), overrides, '');
 }
 
@@ -118,7 +149,10 @@ const QUICK: DeepPartial<ExperimentConfig> = {
  * The config a notebook trains: the preset with the notebook's overrides, shrunk
  * by quick mode when LAB_QUICK=1 (the notebook's own overrides still apply on top).
  */
-export function notebookConfig(preset: string, overrides: DeepPartial<ExperimentConfig> = {}): ExperimentConfig {
+export function notebookConfig(
+  preset: string,
+  overrides: DeepPartial<ExperimentConfig> = {},
+): ExperimentConfig {
   const base = makeConfig(preset);
   return makeConfig(quickMode() ? makeConfig(base, QUICK) : base, overrides);
 }

@@ -17,21 +17,35 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from './data/types';
 import { IMAGE_SIZE } from './data/types';
 import { clipLoss, siglipLoss } from './losses';
-import { type Model, encodeImages, encodeTexts } from './model/index';
-import { adamwStep, type AdamState, createAdamState, lrAt, type OptimConfig } from './optim';
+import { encodeImages, encodeTexts, type Model } from './model/index';
+import { type AdamState, adamwStep, createAdamState, lrAt, type OptimConfig } from './optim';
 import { Progress } from './progress';
 
 /** Loss of a model on unit embeddings, with the model's own learnable scalars. */
-export function contrastiveLoss(model: Model, zImg: tf.Tensor2D, zTxt: tf.Tensor2D, scalars?: tf.Scalar[]): tf.Scalar {
-  const [logScale, bias] = scalars ?? [model.params.logScale as tf.Scalar, model.params.bias as tf.Scalar];
-  return model.loss === 'siglip' ? siglipLoss(zImg, zTxt, logScale, bias) : clipLoss(zImg, zTxt, logScale);
+export function contrastiveLoss(
+  model: Model,
+  zImg: tf.Tensor2D,
+  zTxt: tf.Tensor2D,
+  scalars?: tf.Scalar[],
+): tf.Scalar {
+  const [logScale, bias] = scalars ?? [
+    model.params.logScale as tf.Scalar,
+    model.params.bias as tf.Scalar,
+  ];
+  return model.loss === 'siglip'
+    ? siglipLoss(zImg, zTxt, logScale, bias)
+    : clipLoss(zImg, zTxt, logScale);
 }
 
 function imagesTensor(images: Float32Array, B: number): tf.Tensor4D {
   return tf.tensor4d(images, [B, IMAGE_SIZE, IMAGE_SIZE, 3]);
 }
 
-function sliceBatch(batch: Batch, start: number, n: number): { images: Float32Array; tokens: Int32Array } {
+function sliceBatch(
+  batch: Batch,
+  start: number,
+  n: number,
+): { images: Float32Array; tokens: Int32Array } {
   const px = batch.images.length / batch.size;
   const L = batch.tokens.length / batch.size;
   return {
@@ -41,7 +55,11 @@ function sliceBatch(batch: Batch, start: number, n: number): { images: Float32Ar
 }
 
 /** tf.variableGrads keys gradients by TF.js variable name; re-key them by parameter name. */
-function byParamName(model: Model, names: string[], g: tf.NamedTensorMap): Record<string, tf.Tensor> {
+function byParamName(
+  model: Model,
+  names: string[],
+  g: tf.NamedTensorMap,
+): Record<string, tf.Tensor> {
   const out: Record<string, tf.Tensor> = {};
   for (const n of names) out[n] = g[model.params[n].name];
   return out;
@@ -74,13 +92,33 @@ function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number) {
   const starts: number[] = [];
   for (let s = 0; s < B; s += chunk) starts.push(s);
   // 1. embeddings of the whole batch, no tape
-  const zI = tf.concat(starts.map((s) => tf.tidy(() => encodeImages(model, imagesTensor(sliceBatch(batch, s, Math.min(chunk, B - s)).images, Math.min(chunk, B - s))))));
-  const zT = tf.concat(starts.map((s) => tf.tidy(() => encodeTexts(model, sliceBatch(batch, s, Math.min(chunk, B - s)).tokens, Math.min(chunk, B - s)))));
+  const zI = tf.concat(
+    starts.map((s) =>
+      tf.tidy(() =>
+        encodeImages(
+          model,
+          imagesTensor(sliceBatch(batch, s, Math.min(chunk, B - s)).images, Math.min(chunk, B - s)),
+        ),
+      ),
+    ),
+  );
+  const zT = tf.concat(
+    starts.map((s) =>
+      tf.tidy(() =>
+        encodeTexts(
+          model,
+          sliceBatch(batch, s, Math.min(chunk, B - s)).tokens,
+          Math.min(chunk, B - s),
+        ),
+      ),
+    ),
+  );
   // 2. loss gradient w.r.t. the embeddings and the loss scalars
   const scalarNames = Object.keys(model.params).filter((n) => model.params[n].rank === 0);
   const scalars = scalarNames.map((n) => model.params[n] as tf.Scalar);
-  const { value: loss, grads: gz } = tf.valueAndGrads((zi: tf.Tensor, zt: tf.Tensor, ...sc: tf.Tensor[]) =>
-    contrastiveLoss(model, zi as tf.Tensor2D, zt as tf.Tensor2D, sc as tf.Scalar[]),
+  const { value: loss, grads: gz } = tf.valueAndGrads(
+    (zi: tf.Tensor, zt: tf.Tensor, ...sc: tf.Tensor[]) =>
+      contrastiveLoss(model, zi as tf.Tensor2D, zt as tf.Tensor2D, sc as tf.Scalar[]),
   )([zI, zT, ...scalars]);
   const grads: Record<string, tf.Tensor> = {};
   scalarNames.forEach((n, i) => {
@@ -148,7 +186,10 @@ export interface TrainOptions {
 }
 
 /** Train `model` in place; returns the per-step history. */
-export function trainLoop(model: Model, o: TrainOptions): { history: StepRecord[]; adam: AdamState } {
+export function trainLoop(
+  model: Model,
+  o: TrainOptions,
+): { history: StepRecord[]; adam: AdamState } {
   const adam = o.adam ?? createAdamState(model.params);
   const history: StepRecord[] = [];
   if (o.historyPath) {
@@ -185,13 +226,17 @@ export function trainLoop(model: Model, o: TrainOptions): { history: StepRecord[
     if (!Number.isFinite(lossV) || !Number.isFinite(gN))
       throw new Error(`training diverged at step ${step + 1}: loss=${lossV}, gradNorm=${gN}`);
     if (baseTensors < 0) baseTensors = rec.tensors;
-    else if (rec.tensors > baseTensors) throw new Error(`tensor leak: ${rec.tensors - baseTensors} tensors at step ${step + 1}`);
+    else if (rec.tensors > baseTensors)
+      throw new Error(`tensor leak: ${rec.tensors - baseTensors} tensors at step ${step + 1}`);
     const last = step + 1 === o.steps;
     if (o.evaluate && ((o.evalEvery && (step + 1) % o.evalEvery === 0) || last))
       Object.assign(rec, o.evaluate(model, step + 1));
     history.push(rec);
     if (o.historyPath) fs.appendFileSync(o.historyPath, `${JSON.stringify(rec)}\n`);
-    bar?.update(step + 1, `loss ${lossV.toFixed(3)} t ${tV.toFixed(1)} ${rec.examplesPerSec.toFixed(0)} ex/s`);
+    bar?.update(
+      step + 1,
+      `loss ${lossV.toFixed(3)} t ${tV.toFixed(1)} ${rec.examplesPerSec.toFixed(0)} ex/s`,
+    );
   }
   return { history, adam };
 }

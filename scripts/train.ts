@@ -22,7 +22,10 @@ function parseValue(v: string): unknown {
 function setPath(target: Record<string, unknown>, key: string, value: unknown): void {
   const parts = key.split('.');
   let cur = target;
-  for (const p of parts.slice(0, -1)) cur = (cur[p] ??= {}) as Record<string, unknown>;
+  for (const p of parts.slice(0, -1)) {
+    if (cur[p] === undefined) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
   cur[parts[parts.length - 1]] = value;
 }
 
@@ -64,7 +67,9 @@ async function main() {
     zeroShot: r.zeroShot,
     ...Object.fromEntries(Object.entries(r.fewShot).map(([k, v]) => [`${k}-shot`, v])),
   }));
-  showTable(rows, { title: `${parsed.cfg.name}/${parsed.cfg.loss}: ${run.trainSeconds.toFixed(0)} s training` });
+  showTable(rows, {
+    title: `${parsed.cfg.name}/${parsed.cfg.loss}: ${run.trainSeconds.toFixed(0)} s training`,
+  });
   console.log('retrieval', JSON.stringify(run.retrieval));
 }
 

@@ -22,13 +22,20 @@ function flat(x: unknown): number[] {
 }
 
 /** |a − e| ≤ atol + rtol·|e| elementwise, with a message naming the first bad index. */
-export function assertClose(actual: ArrayLike<number> | number, expected: unknown, what: string, atol = 1e-5, rtol = 1e-4): void {
+export function assertClose(
+  actual: ArrayLike<number> | number,
+  expected: unknown,
+  what: string,
+  atol = 1e-5,
+  rtol = 1e-4,
+): void {
   const a = typeof actual === 'number' ? [actual] : Array.from(actual);
   const e = flat(expected);
   assert.equal(a.length, e.length, `${what}: length ${a.length} vs ${e.length}`);
   for (let i = 0; i < a.length; i++) {
     const tol = atol + rtol * Math.abs(e[i]);
-    if (!(Math.abs(a[i] - e[i]) <= tol)) assert.fail(`${what}[${i}]: got ${a[i]}, expected ${e[i]} (tol ${tol.toExponential(1)})`);
+    if (!(Math.abs(a[i] - e[i]) <= tol))
+      assert.fail(`${what}[${i}]: got ${a[i]}, expected ${e[i]} (tol ${tol.toExponential(1)})`);
   }
 }
 
@@ -36,7 +43,11 @@ export function assertClose(actual: ArrayLike<number> | number, expected: unknow
  * Central finite-difference gradient of a scalar function f at x (float32 values,
  * so the step is large-ish; the checks use matching tolerances).
  */
-export function numericGrad(f: (x: tf.Tensor) => tf.Scalar, x: tf.Tensor, eps = 1e-2): Float32Array {
+export function numericGrad(
+  f: (x: tf.Tensor) => tf.Scalar,
+  x: tf.Tensor,
+  eps = 1e-2,
+): Float32Array {
   const base = x.dataSync().slice();
   const g = new Float32Array(base.length);
   for (let i = 0; i < base.length; i++) {

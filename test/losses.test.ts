@@ -23,7 +23,8 @@ test('siglipLoss and its gradients match PyTorch', () => {
 test('clipLoss and its gradients match PyTorch', () => {
   for (const [c, k] of loadGolden().losses.map((c: any, i: number) => [c, i])) {
     const args = [tensorOf(c.img), tensorOf(c.txt), tf.scalar(c.logScale)];
-    const f = (a: tf.Tensor, b: tf.Tensor, s: tf.Tensor) => clipLoss(a as tf.Tensor2D, b as tf.Tensor2D, s as tf.Scalar);
+    const f = (a: tf.Tensor, b: tf.Tensor, s: tf.Tensor) =>
+      clipLoss(a as tf.Tensor2D, b as tf.Tensor2D, s as tf.Scalar);
     const { value, grads } = tf.valueAndGrads(f)(args);
     assertClose(value.dataSync(), c.clip.loss, `clip case ${k} loss`, 1e-4, 1e-5);
     grads.forEach((g, i) => {
@@ -51,17 +52,25 @@ test('loss gradient w.r.t. the bias agrees with finite differences', () => {
   const f = (b: tf.Tensor) => siglipLoss(img, txt, tf.scalar(c.logScale), b as tf.Scalar);
   const analytic = tf.grad(f)(tf.scalar(c.bias)).dataSync()[0];
   const numeric = numericGrad(f, tf.scalar(c.bias), 1e-2)[0];
-  assert.ok(Math.abs(analytic - numeric) < 2e-3 * Math.max(1, Math.abs(numeric)), `${analytic} vs ${numeric}`);
+  assert.ok(
+    Math.abs(analytic - numeric) < 2e-3 * Math.max(1, Math.abs(numeric)),
+    `${analytic} vs ${numeric}`,
+  );
 });
 
 test('l2normalize gives unit rows and leaves a zero row finite', () => {
-  const x = l2normalize(tf.tensor2d([
-    [3, 4],
-    [0, 0],
-  ]));
+  const x = l2normalize(
+    tf.tensor2d([
+      [3, 4],
+      [0, 0],
+    ]),
+  );
   assertClose(x.dataSync(), [0.6, 0.8, 0, 0], 'l2normalize', 1e-6, 0);
 });
 
 test('shape mismatch is a clear error', () => {
-  assert.throws(() => siglipLoss(tf.zeros([2, 3]), tf.zeros([3, 3]), tf.scalar(0), tf.scalar(0)), /expected shape \[2,3\]/);
+  assert.throws(
+    () => siglipLoss(tf.zeros([2, 3]), tf.zeros([3, 3]), tf.scalar(0), tf.scalar(0)),
+    /expected shape \[2,3\]/,
+  );
 });

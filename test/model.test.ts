@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../lib/data/types';
 import {
   contrastiveLoss,
   createModel,
@@ -22,6 +21,7 @@ import {
   type Model,
   trainLoop,
 } from '../lib';
+import type { Batch } from '../lib/data/types';
 import { Rng } from '../lib/rng';
 import { assertClose, loadGolden, setup } from './helpers';
 
@@ -40,15 +40,34 @@ for (const k of [0, 1, 2]) {
     const B = c.batch;
     const images = tf.tensor4d(c.images, [B, 32, 32, 3]);
     const tokens = Int32Array.from(c.tokens);
-    assertClose(encodeImages(model, images).dataSync(), c.imgEmb, `model ${k} (${c.config.image.pool}) image embeddings`, 2e-5, 1e-4);
-    assertClose(encodeTexts(model, tokens, B).dataSync(), c.txtEmb, `model ${k} text embeddings`, 2e-5, 1e-4);
+    assertClose(
+      encodeImages(model, images).dataSync(),
+      c.imgEmb,
+      `model ${k} (${c.config.image.pool}) image embeddings`,
+      2e-5,
+      1e-4,
+    );
+    assertClose(
+      encodeTexts(model, tokens, B).dataSync(),
+      c.txtEmb,
+      `model ${k} text embeddings`,
+      2e-5,
+      1e-4,
+    );
     const names = Object.keys(c.grads);
     const { value, grads } = tf.variableGrads(
       () => contrastiveLoss(model, encodeImages(model, images), encodeTexts(model, tokens, B)),
       names.map((n) => model.params[n]),
     );
     assertClose(value.dataSync(), c.lossValue, `model ${k} loss`, 1e-4, 1e-4);
-    for (const n of names) assertClose(grads[model.params[n].name].dataSync(), c.grads[n], `model ${k} grad ${n}`, 5e-5, 2e-3);
+    for (const n of names)
+      assertClose(
+        grads[model.params[n].name].dataSync(),
+        c.grads[n],
+        `model ${k} grad ${n}`,
+        5e-5,
+        2e-3,
+      );
     disposeParams(model.params);
   });
 }
@@ -67,13 +86,30 @@ function randomBatch(rng: Rng, B: number, L: number, vocab: number, endId: numbe
 test('chunked (gradient-cached) backprop equals the full-batch gradient', () => {
   const c = loadGolden().models[0];
   const model = goldenModel(c);
-  const batch = randomBatch(new Rng(3), 10, c.config.text.contextLength, c.config.text.vocabSize, c.endId);
+  const batch = randomBatch(
+    new Rng(3),
+    10,
+    c.config.text.contextLength,
+    c.config.text.vocabSize,
+    c.endId,
+  );
   const full = lossAndGrads(model, batch, 0);
   const chunked = lossAndGrads(model, batch, 3);
   assertClose(chunked.loss.dataSync(), full.loss.dataSync()[0], 'chunked loss', 1e-5, 1e-5);
   for (const n of Object.keys(full.grads))
-    assertClose(chunked.grads[n].dataSync(), full.grads[n].dataSync(), `chunked grad ${n}`, 1e-5, 1e-3);
-  tf.dispose([full.loss, chunked.loss, ...Object.values(full.grads), ...Object.values(chunked.grads)]);
+    assertClose(
+      chunked.grads[n].dataSync(),
+      full.grads[n].dataSync(),
+      `chunked grad ${n}`,
+      1e-5,
+      1e-3,
+    );
+  tf.dispose([
+    full.loss,
+    chunked.loss,
+    ...Object.values(full.grads),
+    ...Object.values(chunked.grads),
+  ]);
   disposeParams(model.params);
 });
 
@@ -85,7 +121,8 @@ async function shortRun(seed: number) {
     steps: 12,
     batchSize: 8,
     optim: { ...defaultOptim, warmupSteps: 3 },
-    nextBatch: () => randomBatch(rng, 8, c.config.text.contextLength, c.config.text.vocabSize, c.endId),
+    nextBatch: () =>
+      randomBatch(rng, 8, c.config.text.contextLength, c.config.text.vocabSize, c.endId),
     quiet: true,
   });
   const weights = await exportParams(model.params);
@@ -111,5 +148,8 @@ test('training: loss falls, tensor count flat, identical history from the same s
     a.history.map((h) => h.loss),
     c.history.map((h) => h.loss),
   );
-  assert.ok(a.history[11].loss < a.history[0].loss, `loss did not fall: ${a.history[0].loss} → ${a.history[11].loss}`);
+  assert.ok(
+    a.history[11].loss < a.history[0].loss,
+    `loss did not fall: ${a.history[0].loss} → ${a.history[11].loss}`,
+  );
 });

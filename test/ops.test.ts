@@ -23,7 +23,13 @@ function vjpCheck(name: string, op: (x: tf.Tensor) => tf.Tensor) {
   const xs = tf.slice(x, [1, 0], [4, -1]);
   const dys = tf.slice(dy, [1, 0], [4, -1]);
   const fs = (z: tf.Tensor) => tf.sum(tf.mul(op(z), dys)) as tf.Scalar;
-  assertClose(tf.grad(fs)(xs).dataSync(), numericGrad(fs, xs, 1e-2), `${name} grad vs finite differences`, 2e-2, 2e-2);
+  assertClose(
+    tf.grad(fs)(xs).dataSync(),
+    numericGrad(fs, xs, 1e-2),
+    `${name} grad vs finite differences`,
+    2e-2,
+    2e-2,
+  );
 }
 
 test('logSigmoid: stable values and correct gradient (wasm stock gradient is wrong)', () => {
@@ -39,15 +45,23 @@ test('quickGelu (x·σ(1.702x)) value and custom gradient', () => {
 test('layerNorm custom gradient for x, gamma and beta', () => {
   const g = loadGolden().ops;
   const [x, gamma, beta, dy] = [tensorOf(g.x), tensorOf(g.gamma), tensorOf(g.beta), tensorOf(g.dy)];
-  const ln = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => layerNorm(a as tf.Tensor2D, b as tf.Tensor1D, c as tf.Tensor1D);
+  const ln = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+    layerNorm(a as tf.Tensor2D, b as tf.Tensor1D, c as tf.Tensor1D);
   assertClose(ln(x, gamma, beta).dataSync(), g.layerNorm.y, 'layerNorm value', 1e-4, 1e-4);
-  const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(ln(a, b, c), dy)) as tf.Scalar;
+  const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+    tf.sum(tf.mul(ln(a, b, c), dy)) as tf.Scalar;
   const [dx, dg, db] = tf.grads(f)([x, gamma, beta]);
   assertClose(dx.dataSync(), g.layerNorm.dx, 'layerNorm dx', 1e-4, 1e-3);
   assertClose(dg.dataSync(), g.layerNorm.dgamma, 'layerNorm dgamma', 1e-4, 1e-4);
   assertClose(db.dataSync(), g.layerNorm.dbeta, 'layerNorm dbeta', 1e-5, 1e-5);
   const fx = (a: tf.Tensor) => f(a, gamma, beta);
-  assertClose(dx.dataSync(), numericGrad(fx, x, 1e-2), 'layerNorm dx vs finite differences', 2e-2, 2e-2);
+  assertClose(
+    dx.dataSync(),
+    numericGrad(fx, x, 1e-2),
+    'layerNorm dx vs finite differences',
+    2e-2,
+    2e-2,
+  );
 });
 
 test('embed (one-hot matmul instead of gather) has the lookup value and a scatter-add gradient', () => {
@@ -66,7 +80,13 @@ test('embed (one-hot matmul instead of gather) has the lookup value and a scatte
   const f = (t: tf.Tensor) => tf.sum(tf.mul(embed(ids, t as tf.Tensor2D), w)) as tf.Scalar;
   // row 2 is used twice: its gradient is w[0] + w[2]; row 1 is unused
   assertClose(tf.grad(f)(table).dataSync(), [2, 0.5, 0, 0, -2, 3], 'embed grad', 1e-6, 0);
-  assertClose(tf.grad(f)(table).dataSync(), numericGrad(f, table, 1e-1), 'embed grad vs fd', 1e-3, 1e-3);
+  assertClose(
+    tf.grad(f)(table).dataSync(),
+    numericGrad(f, table, 1e-1),
+    'embed grad vs fd',
+    1e-3,
+    1e-3,
+  );
 });
 
 test('patchify by reshape/transpose equals an explicit loop over patches', () => {
@@ -81,7 +101,8 @@ test('patchify by reshape/transpose equals an explicit loop over patches', () =>
       for (let gj = 0; gj < S / P; gj++)
         for (let pi = 0; pi < P; pi++)
           for (let pj = 0; pj < P; pj++)
-            for (let c = 0; c < 3; c++) want.push(data[((b * S + gi * P + pi) * S + gj * P + pj) * 3 + c]);
+            for (let c = 0; c < 3; c++)
+              want.push(data[((b * S + gi * P + pi) * S + gj * P + pj) * 3 + c]);
   assertClose(got, want, 'patchify', 0, 0);
 });
 
@@ -89,6 +110,9 @@ test('batched 3-D attention matmuls: gradient agrees with finite differences', (
   // the attention path keeps activations 2-D and only uses 3-D × 3-D matmuls
   const q = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 1);
   const k = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 2);
-  const f = (x: tf.Tensor) => tf.sum(tf.mul(tf.softmax(tf.matMul(x, k, false, true)), tf.range(0, 18).reshape([2, 3, 3]))) as tf.Scalar;
+  const f = (x: tf.Tensor) =>
+    tf.sum(
+      tf.mul(tf.softmax(tf.matMul(x, k, false, true)), tf.range(0, 18).reshape([2, 3, 3])),
+    ) as tf.Scalar;
   assertClose(tf.grad(f)(q).dataSync(), numericGrad(f, q, 1e-2), 'attention grad', 2e-2, 2e-2);
 });

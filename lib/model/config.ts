@@ -41,7 +41,10 @@ export function validateModelConfig(cfg: ModelConfig): void {
   need(im.width % im.heads === 0, `image.heads (${im.heads}) must divide image.width`);
   need(tx.width % tx.heads === 0, `text.heads (${tx.heads}) must divide text.width`);
   need(im.depth >= 1 && tx.depth >= 1, 'image.depth and text.depth must be >= 1');
-  need(im.registers >= 0 && Number.isInteger(im.registers), 'image.registers must be an integer >= 0');
+  need(
+    im.registers >= 0 && Number.isInteger(im.registers),
+    'image.registers must be an integer >= 0',
+  );
   need(tx.vocabSize >= 4 && tx.contextLength >= 2, 'text.vocabSize/contextLength too small');
   need(cfg.embedDim >= 1, 'embedDim must be >= 1');
 }

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type LossName, lossParamSpecs } from '../losses';
 import { l2normalize } from '../ops';
 import { type ModelConfig, validateModelConfig } from './config';
-import { initParams, type Params, type ParamSpecs } from './params';
+import { initParams, type ParamSpecs, type Params } from './params';
 import { encodeTextsRaw, endOfTextMask, textTowerSpecs } from './text';
 import { encodeImagesRaw, imageTowerSpecs } from './vit';
 
@@ -43,7 +43,8 @@ export function encodeImages(model: Model, images: tf.Tensor4D): tf.Tensor2D {
 /** Unit-norm text embeddings [B, E] from token ids [B, L]. */
 export function encodeTexts(model: Model, tokens: Int32Array, B: number): tf.Tensor2D {
   const L = model.config.text.contextLength;
-  if (tokens.length !== B * L) throw new Error(`encodeTexts: expected ${B}×${L} token ids, got ${tokens.length}`);
+  if (tokens.length !== B * L)
+    throw new Error(`encodeTexts: expected ${B}×${L} token ids, got ${tokens.length}`);
   return tf.tidy(() => {
     const t = tf.tensor2d(tokens, [B, L], 'int32');
     const eot = endOfTextMask(tokens, B, L, model.endId);

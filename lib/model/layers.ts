@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { layerNorm, quickGelu } from '../ops';
-import { denseSpecs, layerNormSpecs, type Params, type ParamSpecs } from './params';
+import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 export function dense(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
   const y = tf.matMul(x, p[`${prefix}.w`] as tf.Tensor2D) as tf.Tensor2D;
@@ -45,7 +45,12 @@ export function selfAttention(
   const D = x.shape[1];
   const [q, k, v] = tf.split(dense(p, `${prefix}.qkv`, x), 3, 1); // 3 × [B·T, D]
   const qs = tf.mul(q, 1 / Math.sqrt(D / heads)) as tf.Tensor2D;
-  let s = tf.matMul(splitHeads(qs, B, T, heads), splitHeads(k as tf.Tensor2D, B, T, heads), false, true); // [B·H, T, T]
+  let s = tf.matMul(
+    splitHeads(qs, B, T, heads),
+    splitHeads(k as tf.Tensor2D, B, T, heads),
+    false,
+    true,
+  ); // [B·H, T, T]
   if (mask) s = tf.add(s, mask);
   const o = tf.matMul(tf.softmax(s), splitHeads(v as tf.Tensor2D, B, T, heads)); // [B·H, T, dh]
   return dense(p, `${prefix}.proj`, mergeHeads(o as tf.Tensor3D, B, heads));
@@ -60,8 +65,15 @@ export function block(
   heads: number,
   mask: tf.Tensor2D | null,
 ): tf.Tensor2D {
-  const h: tf.Tensor2D = tf.add(x, selfAttention(p, `${prefix}.attn`, norm(p, `${prefix}.ln1`, x), B, heads, mask));
-  const m = dense(p, `${prefix}.fc2`, quickGelu(dense(p, `${prefix}.fc1`, norm(p, `${prefix}.ln2`, h))) as tf.Tensor2D);
+  const h: tf.Tensor2D = tf.add(
+    x,
+    selfAttention(p, `${prefix}.attn`, norm(p, `${prefix}.ln1`, x), B, heads, mask),
+  );
+  const m = dense(
+    p,
+    `${prefix}.fc2`,
+    quickGelu(dense(p, `${prefix}.fc1`, norm(p, `${prefix}.ln2`, h))) as tf.Tensor2D,
+  );
   return tf.add(h, m) as tf.Tensor2D;
 }
 

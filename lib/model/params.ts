@@ -58,14 +58,20 @@ export function disposeParams(params: Params): void {
 }
 
 /** Copies of the values, in name order (for checkpoints, hashing and the reference). */
-export async function exportParams(params: Params): Promise<Record<string, { shape: number[]; data: number[] }>> {
+export async function exportParams(
+  params: Params,
+): Promise<Record<string, { shape: number[]; data: number[] }>> {
   const out: Record<string, { shape: number[]; data: number[] }> = {};
-  for (const [name, v] of Object.entries(params)) out[name] = { shape: v.shape, data: Array.from(await v.data()) };
+  for (const [name, v] of Object.entries(params))
+    out[name] = { shape: v.shape, data: Array.from(await v.data()) };
   return out;
 }
 
 /** Overwrite parameter values by name; throws on a missing name or a shape mismatch. */
-export function loadParams(params: Params, values: Record<string, { shape: number[]; data: ArrayLike<number> }>): void {
+export function loadParams(
+  params: Params,
+  values: Record<string, { shape: number[]; data: ArrayLike<number> }>,
+): void {
   for (const [name, v] of Object.entries(params)) {
     const src = values[name];
     if (!src) throw new Error(`loadParams: missing parameter '${name}'`);

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { embed } from '../ops';
 import type { TextTowerConfig } from './config';
 import { block, blockSpecs, norm } from './layers';
-import { denseSpecs, layerNormSpecs, type Params, type ParamSpecs } from './params';
+import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 export function textTowerSpecs(tx: TextTowerConfig, embedDim: number): ParamSpecs {
   const D = tx.width;
@@ -16,20 +16,32 @@ export function textTowerSpecs(tx: TextTowerConfig, embedDim: number): ParamSpec
     'txt.tok': { shape: [tx.vocabSize, D], init: 'normal', std: 0.02, decay: false },
     'txt.pos': { shape: [tx.contextLength, D], init: 'normal', std: 0.01, decay: false },
   };
-  for (let i = 0; i < tx.depth; i++) Object.assign(specs, blockSpecs(`txt.blocks.${i}`, D, tx.mlpRatio));
-  return { ...specs, ...layerNormSpecs('txt.lnf', D), ...denseSpecs('txt.head', D, embedDim, false) };
+  for (let i = 0; i < tx.depth; i++)
+    Object.assign(specs, blockSpecs(`txt.blocks.${i}`, D, tx.mlpRatio));
+  return {
+    ...specs,
+    ...layerNormSpecs('txt.lnf', D),
+    ...denseSpecs('txt.head', D, embedDim, false),
+  };
 }
 
 /** Additive causal mask [L, L]: 0 on and below the diagonal, −1e9 above. */
 export function causalMask(L: number): tf.Tensor2D {
-  return tf.tidy(() => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([L, L]), -1, 0)), -1e9) as tf.Tensor2D);
+  return tf.tidy(
+    () => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([L, L]), -1, 0)), -1e9) as tf.Tensor2D,
+  );
 }
 
 /**
  * One-hot [B, L] marking each row's END token (the first END; the last position
  * when a row has none, i.e. was truncated without one).
  */
-export function endOfTextMask(tokens: Int32Array, B: number, L: number, endId: number): tf.Tensor2D {
+export function endOfTextMask(
+  tokens: Int32Array,
+  B: number,
+  L: number,
+  endId: number,
+): tf.Tensor2D {
   const m = new Float32Array(B * L);
   for (let i = 0; i < B; i++) {
     let pos = L - 1;
@@ -44,7 +56,12 @@ export function endOfTextMask(tokens: Int32Array, B: number, L: number, endId: n
 }
 
 /** Text embeddings before normalisation: [B, E]. `tokens` is [B, L] int32. */
-export function encodeTextsRaw(p: Params, tx: TextTowerConfig, tokens: tf.Tensor2D, eot: tf.Tensor2D): tf.Tensor2D {
+export function encodeTextsRaw(
+  p: Params,
+  tx: TextTowerConfig,
+  tokens: tf.Tensor2D,
+  eot: tf.Tensor2D,
+): tf.Tensor2D {
   const [B, L] = tokens.shape;
   const D = tx.width;
   const x = embed(tf.reshape(tokens, [B * L]) as tf.Tensor1D, p['txt.tok'] as tf.Tensor2D); // [B·L, D]

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type ImageTowerConfig, imageTokenLayout } from './config';
 import { block, blockSpecs, dense, norm } from './layers';
-import { denseSpecs, layerNormSpecs, type Params, type ParamSpecs } from './params';
+import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 /** [B, S, S, C] → [B·N, p·p·C], patches in row-major order. */
 export function patchify(images: tf.Tensor4D, patch: number): tf.Tensor2D {
@@ -29,8 +29,10 @@ export function imageTowerSpecs(im: ImageTowerConfig, embedDim: number): ParamSp
     ...denseSpecs('img.patch', im.patch * im.patch * 3, D),
     'img.pos': { shape: [patches, D], init: 'normal', std: 0.02, decay: false },
   };
-  if (extra > 0) specs['img.extra'] = { shape: [extra, D], init: 'normal', std: 0.02, decay: false };
-  for (let i = 0; i < im.depth; i++) Object.assign(specs, blockSpecs(`img.blocks.${i}`, D, im.mlpRatio));
+  if (extra > 0)
+    specs['img.extra'] = { shape: [extra, D], init: 'normal', std: 0.02, decay: false };
+  for (let i = 0; i < im.depth; i++)
+    Object.assign(specs, blockSpecs(`img.blocks.${i}`, D, im.mlpRatio));
   if (im.pool === 'map') {
     specs['img.map.probe'] = { shape: [1, D], init: 'normal', std: 0.02, decay: false };
     Object.assign(specs, denseSpecs('img.map.q', D, D), denseSpecs('img.map.kv', D, 2 * D));
@@ -61,7 +63,11 @@ function mapPool(p: Params, tokens: tf.Tensor3D, heads: number): tf.Tensor2D {
   const [B, T, D] = tokens.shape;
   const dh = D / heads;
   const q = tf.reshape(dense(p, 'img.map.q', p['img.map.probe'] as tf.Tensor2D), [1, heads, 1, dh]);
-  const [k, v] = tf.split(dense(p, 'img.map.kv', tf.reshape(tokens, [B * T, D]) as tf.Tensor2D), 2, 1); // [B·T, D] each
+  const [k, v] = tf.split(
+    dense(p, 'img.map.kv', tf.reshape(tokens, [B * T, D]) as tf.Tensor2D),
+    2,
+    1,
+  ); // [B·T, D] each
   const toHeads = (z: tf.Tensor) => tf.transpose(tf.reshape(z, [B, T, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
   const scores = tf.mul(tf.sum(tf.mul(toHeads(k), q), -1), 1 / Math.sqrt(dh)); // [B, H, T]
   const att = tf.expandDims(tf.softmax(scores), -1); // [B, H, T, 1]
@@ -70,10 +76,16 @@ function mapPool(p: Params, tokens: tf.Tensor3D, heads: number): tf.Tensor2D {
 }
 
 /** Pool the tokens of `imageTokens` into one vector per image: [B, D]. */
-export function poolImage(p: Params, im: ImageTowerConfig, tokens: tf.Tensor2D, B: number): tf.Tensor2D {
+export function poolImage(
+  p: Params,
+  im: ImageTowerConfig,
+  tokens: tf.Tensor2D,
+  B: number,
+): tf.Tensor2D {
   const { extra, patches } = imageTokenLayout(im);
   const t3 = tf.reshape(tokens, [B, extra + patches, im.width]) as tf.Tensor3D;
-  if (im.pool === 'cls') return tf.reshape(tf.slice(t3, [0, 0, 0], [B, 1, im.width]), [B, im.width]);
+  if (im.pool === 'cls')
+    return tf.reshape(tf.slice(t3, [0, 0, 0], [B, 1, im.width]), [B, im.width]);
   const patchTokens = extra > 0 ? tf.slice(t3, [0, extra, 0], [B, patches, im.width]) : t3;
   if (im.pool === 'mean') return tf.mean(patchTokens, 1) as tf.Tensor2D;
   return mapPool(p, patchTokens, im.heads);

@@ -1,0 +1,139 @@
+"""Execute notebooks through the project-local tslab kernel with nbclient.
+
+Called by scripts/run-notebooks.ts (which sets JUPYTER_PATH, checks the notebooks are
+clean and picks the files); run it with Debian's /usr/bin/python3, whose nbclient and
+nbconvert are the ones the lab is tested with.
+
+    run_notebooks.py --out out/notebooks [--timeout 1800] notebooks/a.ipynb ...
+
+For each notebook: execute it with the kernel's cwd set to the notebook's folder (so
+`./lib/...` imports resolve through the notebooks/lib symlink), write the executed copy
+and an HTML export to --out (atomically), and print the wall time. On a failing cell,
+print the cell and its stderr: tslab reports errors with an empty `evalue` and no
+traceback, the real message only reaches the cell's stderr stream.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+
+KERNEL = "tslab"
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
+
+def write_atomic(path, text):
+    """Temp file in the same folder, then rename: readers never see half a notebook."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def stream_text(cell, name):
+    return "".join(
+        o.get("text", "")
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == name
+    )
+
+
+def error_text(cell):
+    """Error outputs, for kernels that do fill them (tslab leaves them empty)."""
+    parts = []
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "error":
+            parts.append(f"{o.get('ename', '')}: {o.get('evalue', '')}".strip(": "))
+            parts.extend(o.get("traceback", []))
+    return "\n".join(p for p in parts if p)
+
+
+def report_failure(path, failure):
+    cell_index, cell = failure
+    rule = "-" * 72
+    print(f"\nFAILED {path}: cell {cell_index}", file=sys.stderr)
+    print(f"{rule}\ncell {cell_index} source:\n{rule}\n{cell.source}", file=sys.stderr)
+    stderr = stream_text(cell, "stderr").rstrip() or "(no stderr output)"
+    print(f"{rule}\ncell {cell_index} stderr:\n{rule}\n{stderr}", file=sys.stderr)
+    extra = error_text(cell)
+    if extra:
+        print(f"{rule}\ncell {cell_index} error:\n{rule}\n{extra}", file=sys.stderr)
+    print(rule, file=sys.stderr)
+
+
+def execute(path, timeout):
+    """Runs one notebook; returns (notebook, failure) with failure = (index, cell) or None."""
+    nb = nbformat.read(path, as_version=4)
+    failures = []
+
+    def on_cell_error(cell, cell_index, execute_reply):
+        failures.append((cell_index, cell))
+
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL,
+        timeout=timeout,
+        startup_timeout=120,
+        on_cell_error=on_cell_error,
+        resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
+    )
+    try:
+        client.execute()
+    except CellExecutionError:
+        if not failures:
+            raise
+    return nb, (failures[0] if failures else None)
+
+
+def run_one(path, out_dir, timeout):
+    name = os.path.splitext(os.path.basename(path))[0]
+    start = time.monotonic()
+    try:
+        nb, failure = execute(path, timeout)
+    except Exception as e:  # kernel died, timed out, missing kernelspec, ...
+        print(f"FAILED {path}: {type(e).__name__}: {e}", file=sys.stderr)
+        return False
+    elapsed = time.monotonic() - start
+    ipynb = os.path.join(out_dir, name + ".ipynb")
+    # The partial notebook is written on failure too: it shows what ran before the error.
+    write_atomic(ipynb, nbformat.writes(nb))
+    if failure:
+        report_failure(path, failure)
+        print(f"{name}: FAILED after {elapsed:.1f} s (partial run in {ipynb})", flush=True)
+        return False
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    write_atomic(os.path.join(out_dir, name + ".html"), html)
+    print(f"{name}: ok in {elapsed:.1f} s -> {ipynb}", flush=True)
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder for executed .ipynb and .html")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("notebooks", nargs="+")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    failed = [p for p in args.notebooks if not run_one(p, args.out, args.timeout)]
+    if failed:
+        print(f"\n{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
