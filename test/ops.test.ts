@@ -54,14 +54,12 @@ test('layerNorm custom gradient for x, gamma and beta', () => {
   assertClose(dx.dataSync(), g.layerNorm.dx, 'layerNorm dx', 1e-4, 1e-3);
   assertClose(dg.dataSync(), g.layerNorm.dgamma, 'layerNorm dgamma', 1e-4, 1e-4);
   assertClose(db.dataSync(), g.layerNorm.dbeta, 'layerNorm dbeta', 1e-5, 1e-5);
-  const fx = (a: tf.Tensor) => f(a, gamma, beta);
-  assertClose(
-    dx.dataSync(),
-    numericGrad(fx, x, 1e-2),
-    'layerNorm dx vs finite differences',
-    2e-2,
-    2e-2,
-  );
+  // finite differences on the unit-scale rows (row 4 has variance ~1e-4: a float32 step cannot resolve it)
+  const x4 = tf.slice(x, [0, 0], [4, -1]);
+  const dy4 = tf.slice(dy, [0, 0], [4, -1]);
+  const fx = (a: tf.Tensor) => tf.sum(tf.mul(ln(a, gamma, beta), dy4)) as tf.Scalar;
+  const fd = numericGrad(fx, x4, 1e-2);
+  assertClose(tf.grad(fx)(x4).dataSync(), fd, 'layerNorm dx vs finite differences', 2e-2, 2e-2);
 });
 
 test('embed (one-hot matmul instead of gather) has the lookup value and a scatter-add gradient', () => {
