@@ -19,6 +19,7 @@ import {
   zeroShotAccuracy,
 } from './eval';
 import { createModel, type Model, type ModelConfig } from './model/index';
+import { labPath } from './paths';
 import type { ExperimentConfig } from './presets';
 import { Rng } from './rng';
 import { type StepRecord, trainLoop } from './train';
@@ -95,6 +96,7 @@ function writeJsonAtomic(file: string, value: unknown): void {
 /** Train one config and evaluate it on the whole suite. */
 export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): ExperimentRun {
   const data = o.data ?? labData(cfg);
+  const outDir = o.outDir ? labPath(o.outDir) : undefined; // relative to the repo root
   const { world } = data;
   const model = createModel(
     resolveModelConfig(cfg, world),
@@ -102,7 +104,7 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
     world.tokenizer.END,
     cfg.seed,
   );
-  if (o.outDir) writeJsonAtomic(path.join(o.outDir, 'config.json'), cfg);
+  if (outDir) writeJsonAtomic(path.join(outDir, 'config.json'), cfg);
   const dataRng = new Rng(cfg.seed).fork(1);
   const t0 = performance.now();
   const { history, adam } = trainLoop(model, {
@@ -113,7 +115,7 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
     nextBatch: () => world.sampleBatch(dataRng, cfg.batchSize, 'train'),
     evaluate: (m) => zeroShotSummary(m, data),
     evalEvery: cfg.eval.every,
-    historyPath: o.outDir ? path.join(o.outDir, 'history.jsonl') : undefined,
+    historyPath: outDir ? path.join(outDir, 'history.jsonl') : undefined,
     label: `${cfg.name}/${cfg.loss}`,
     quiet: o.quiet,
   });
@@ -125,7 +127,7 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
     seed: cfg.seed,
   });
   const ret = retrieval(model, world.sampleBatch(new Rng(cfg.seed + 7), 512, 'val'));
-  if (o.outDir)
-    writeJsonAtomic(path.join(o.outDir, 'results.json'), { results, retrieval: ret, trainSeconds });
+  if (outDir)
+    writeJsonAtomic(path.join(outDir, 'results.json'), { results, retrieval: ret, trainSeconds });
   return { config: cfg, model, history, results, retrieval: ret, trainSeconds };
 }
