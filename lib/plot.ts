@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
+import { repoRoot } from './paths';
 
 /** One colour per method across all notebooks; keys are lower-case method names. */
 export const METHOD_COLORS: Record<string, string> = {
@@ -240,18 +241,6 @@ const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"
 /** Escapes text for HTML bodies and attribute values. */
 export const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ESC[c]);
 
-/** Nearest folder above lib/ (through the notebooks/lib symlink) holding package.json. */
-function repoRoot(): string {
-  for (const start of [__dirname, process.cwd()]) {
-    let dir = fs.existsSync(start) ? fs.realpathSync(start) : start;
-    while (dir !== path.dirname(dir)) {
-      if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-      dir = path.dirname(dir);
-    }
-  }
-  return process.cwd();
-}
-
 /** `png: 'loss'` → `<repo>/out/figures/loss.png`; absolute paths are kept. */
 export function figurePath(png: string): string {
   const name = png.endsWith('.png') ? png : `${png}.png`;
@@ -301,8 +290,16 @@ export async function show(fig: Figure, opts: { png?: string } & PngOptions = {}
   write({ data, metadata: {}, transient: {} }, false);
 }
 
-/** Shows raw PNG bytes (e.g. an image grid) as one output; prints the caption outside tslab. */
-export function imageDisplay(pngBytes: Buffer, caption?: string): void {
+/**
+ * Shows raw PNG bytes (e.g. an image grid) as one output; prints the caption outside
+ * tslab. With `png` the bytes are also saved under out/figures/.
+ */
+export function imageDisplay(
+  pngBytes: Buffer,
+  caption?: string,
+  opts: { png?: string } = {},
+): void {
+  if (opts.png) writeAtomic(figurePath(opts.png), pngBytes);
   const b64 = pngBytes.toString('base64');
   const cap = caption ? `<figcaption>${escapeHtml(caption)}</figcaption>` : '';
   const shown = displayBundle({
