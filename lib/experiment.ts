@@ -4,7 +4,6 @@
  * Notebooks and the `npm run train` CLI both call `runExperiment`, so a figure in
  * a notebook and a line in a results table come from the same code path.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { buildTaskSuite } from './data/tasks';
@@ -19,7 +18,7 @@ import {
   zeroShotAccuracy,
 } from './eval';
 import { createModel, type Model, type ModelConfig } from './model/index';
-import { labPath } from './paths';
+import { labPath, writeAtomic } from './paths';
 import type { ExperimentConfig } from './presets';
 import { Rng } from './rng';
 import { type StepRecord, trainLoop } from './train';
@@ -87,10 +86,7 @@ export interface RunOptions {
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  fs.renameSync(tmp, file);
+  writeAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** Train one config and evaluate it on the whole suite. */

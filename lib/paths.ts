@@ -1,5 +1,5 @@
 /**
- * Where the lab writes. Notebooks run with the notebook folder as cwd, scripts with
+ * Where and how the lab writes files. Notebooks run with the notebook folder as cwd, scripts with
  * the repo root: resolving against the repo root makes `out/...` mean one place.
  */
 import * as fs from 'node:fs';
@@ -20,4 +20,30 @@ export function repoRoot(): string {
 /** `p` if absolute, else `p` under the repo root. */
 export function labPath(p: string): string {
   return path.isAbsolute(p) ? p : path.join(repoRoot(), p);
+}
+
+/**
+ * Write `bytes` to `file` so readers never see a half-written file: a temp file
+ * in the same folder, optionally fsync'd, then renamed over the target.
+ */
+export function writeAtomic(
+  file: string,
+  bytes: Buffer | string,
+  opts: { fsync?: boolean } = {},
+): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
+      if (opts.fsync) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }

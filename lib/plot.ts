@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { repoRoot } from './paths';
+import { repoRoot, writeAtomic } from './paths';
 
 /** One colour per method across all notebooks; keys are lower-case method names. */
 export const METHOD_COLORS: Record<string, string> = {
@@ -178,18 +178,7 @@ export async function renderPng(fig: Figure, opts: PngOptions = {}): Promise<Buf
   }
 }
 
-/** Writes via a temp file in the same folder and a rename, so readers never see half a file. */
-export function writeAtomic(file: string, bytes: Buffer | string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  try {
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
+export { writeAtomic };
 
 /** Renders `fig` and writes it to `file` atomically; returns the PNG bytes. */
 export async function savePng(fig: Figure, file: string, opts: PngOptions = {}): Promise<Buffer> {
