@@ -193,10 +193,9 @@ type DisplayMsg = { data: object; metadata: object; transient: object };
 type DisplayWriter = (msg: DisplayMsg, update: boolean) => void;
 
 /**
- * tslab's public `display` emits one mimetype per output, but a figure needs several in
- * ONE output. The kernel keeps the current cell's writer in `lastWriteDisplayData` of its
- * own `tslab/dist/jupyter` module (tslab 1.0.22, pinned): find that loaded instance in
- * the require cache, starting from the kernel's main script.
+ * tslab's `display` emits one mimetype per output; a figure needs several in ONE output.
+ * The kernel keeps the cell's writer in `lastWriteDisplayData` of its own loaded
+ * `tslab/dist/jupyter` (tslab 1.0.22, pinned): find it in the require cache.
  */
 function tslabWriter(): DisplayWriter | null {
   if (!('__tslab__' in globalThis)) return null;
@@ -236,7 +235,6 @@ export function figurePath(png: string): string {
   return path.isAbsolute(name) ? name : path.join(repoRoot(), 'out', 'figures', name);
 }
 
-/** Title text of a figure, for captions and logs. */
 function titleOf(fig: Figure): string {
   const t = (fig.layout as { title?: { text?: string } | string }).title;
   return (typeof t === 'string' ? t : t?.text) ?? 'figure';

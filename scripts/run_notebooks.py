@@ -25,6 +25,9 @@ from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
 KERNEL = "tslab"
+# tslab's TypeScript watcher throws this when a file of the program (e.g. lib/*.ts)
+# changes on disk while the kernel runs; the notebook itself is fine, so run it again.
+TSLAB_WATCH_RACE = "Unexpected pending rebuildTimer"
 UMASK = os.umask(0o022)
 os.umask(UMASK)
 
@@ -99,11 +102,19 @@ def execute(path, timeout):
     return nb, (failures[0] if failures else None)
 
 
+def execute_with_retry(path, timeout):
+    nb, failure = execute(path, timeout)
+    if failure and TSLAB_WATCH_RACE in stream_text(failure[1], "stderr"):
+        print(f"{path}: source changed during the run ({TSLAB_WATCH_RACE}); rerunning once")
+        nb, failure = execute(path, timeout)
+    return nb, failure
+
+
 def run_one(path, out_dir, timeout):
     name = os.path.splitext(os.path.basename(path))[0]
     start = time.monotonic()
     try:
-        nb, failure = execute(path, timeout)
+        nb, failure = execute_with_retry(path, timeout)
     except Exception as e:  # kernel died, timed out, missing kernelspec, ...
         print(f"FAILED {path}: {type(e).__name__}: {e}", file=sys.stderr)
         return False
