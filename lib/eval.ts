@@ -201,9 +201,9 @@ export function retrieval(model: Model, batch: Batch): Retrieval {
 /** For each row i, is the diagonal entry among the row's top k? Returns the rate per k. */
 function recallAt(sim: tf.Tensor, ks: number[]): number[] {
   const maxK = Math.max(...ks);
-  const { indices } = tf.topk(sim, maxK);
+  const { values, indices } = tf.topk(sim, maxK);
   const idx = indices.dataSync();
-  indices.dispose();
+  tf.dispose([values, indices]);
   const N = sim.shape[0];
   return ks.map((k) => {
     let hit = 0;

@@ -4,8 +4,15 @@
  * Notebooks and the `npm run train` CLI both call `runExperiment`, so a figure in
  * a notebook and a line in a results table come from the same code path.
  */
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import {
+  type Checkpoint,
+  CheckpointWriter,
+  loadLatestCheckpoint,
+  restoreCheckpoint,
+  weightsSha256,
+} from './checkpoint';
 import { buildTaskSuite } from './data/tasks';
 import type { Task } from './data/types';
 import { createWorld, type World } from './data/world';
@@ -17,7 +24,8 @@ import {
   type TaskResult,
   zeroShotAccuracy,
 } from './eval';
-import { createModel, type Model, type ModelConfig } from './model/index';
+import { createModel, disposeParams, type Model, type ModelConfig } from './model/index';
+import { createAdamState, disposeAdamState } from './optim';
 import { labPath, writeAtomic } from './paths';
 import type { ExperimentConfig } from './presets';
 import { Rng } from './rng';
@@ -77,22 +85,79 @@ export interface ExperimentRun {
   results: TaskResult[];
   retrieval: Retrieval;
   trainSeconds: number;
+  final: FinalSummary;
 }
 
 export interface RunOptions {
-  outDir?: string; // writes config.json, history.jsonl, results.json
+  outDir?: string; // writes config.json, history.jsonl, final.json, results.json
   data?: LabData;
   quiet?: boolean;
+  /** write <outDir>/checkpoints/ckpt-<step>.bin every k steps and at the end (0: never) */
+  checkpointEvery?: number;
+  keepLast?: number; // numbered checkpoints kept (plus best.bin); default 3
+  /** continue from the newest good checkpoint in <outDir>/checkpoints (fresh start if none) */
+  resume?: boolean;
+  /** zero-shot evaluation during training (default true); off keeps CLI smoke runs fast */
+  evalDuringTraining?: boolean;
+  warn?: (msg: string) => void; // where "skipping a bad checkpoint" goes; console.warn
+}
+
+/** What `final.json` holds: equal for a resumed run and an uninterrupted one. */
+export interface FinalSummary {
+  step: number;
+  loss: number;
+  weightsSha256: string; // float32 LE bytes of every parameter, in name order
+  lossCurveSha256: string; // JSON of the per-step losses: the whole curve, not only its end
+}
+
+export interface TrainedRun {
+  config: ExperimentConfig;
+  model: Model;
+  history: StepRecord[];
+  data: LabData;
+  trainSeconds: number;
+  final: FinalSummary;
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
-  writeAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+  writeAtomic(file, `${JSON.stringify(value, null, 2)}\n`, { fsync: true });
 }
 
-/** Train one config and evaluate it on the whole suite. */
-export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): ExperimentRun {
-  const data = o.data ?? labData(cfg);
+/** The checkpoint to resume from, loaded before any data is built so a bad one fails fast. */
+function resumePoint(cfg: ExperimentConfig, o: RunOptions, ckDir?: string): Checkpoint | null {
+  if (!o.resume) return null;
+  if (!ckDir) throw new Error('resume needs an outDir');
+  const ck = loadLatestCheckpoint(ckDir, cfg, o.warn);
+  if (!ck) (o.warn ?? console.warn)(`no checkpoint in ${ckDir}: starting from step 0`);
+  return ck;
+}
+
+function finalSummary(model: Model, history: StepRecord[]): FinalSummary {
+  const losses = history.map((r) => r.loss);
+  return {
+    step: history.length ? history[history.length - 1].step : 0,
+    loss: losses[losses.length - 1],
+    weightsSha256: weightsSha256(model.params),
+    lossCurveSha256: createHash('sha256').update(JSON.stringify(losses)).digest('hex'),
+  };
+}
+
+/** Mean loss since the previous checkpoint: less noisy than one batch for picking best.bin. */
+function recentLoss(history: StepRecord[], k: number): number {
+  const xs = history.slice(-Math.max(1, k)).map((r) => r.loss);
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/**
+ * Train one config (resuming from a checkpoint when asked) and write its run
+ * files. On failure (divergence included) the model and optimizer tensors are
+ * freed and the checkpoints on disk are those of the last good steps.
+ */
+export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): TrainedRun {
   const outDir = o.outDir ? labPath(o.outDir) : undefined; // relative to the repo root
+  const ckDir = outDir && path.join(outDir, 'checkpoints');
+  const ck = resumePoint(cfg, o, ckDir);
+  const data = o.data ?? labData(cfg);
   const { world } = data;
   const model = createModel(
     resolveModelConfig(cfg, world),
@@ -100,23 +165,71 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
     world.tokenizer.END,
     cfg.seed,
   );
-  if (outDir) writeJsonAtomic(path.join(outDir, 'config.json'), cfg);
+  const adam = createAdamState(model.params);
   const dataRng = new Rng(cfg.seed).fork(1);
-  const t0 = performance.now();
-  const { history, adam } = trainLoop(model, {
-    steps: cfg.steps,
-    batchSize: cfg.batchSize,
-    chunkSize: cfg.chunkSize,
-    optim: cfg.optim,
-    nextBatch: () => world.sampleBatch(dataRng, cfg.batchSize, 'train'),
-    evaluate: (m) => zeroShotSummary(m, data),
-    evalEvery: cfg.eval.every,
-    historyPath: outDir ? path.join(outDir, 'history.jsonl') : undefined,
-    label: `${cfg.name}/${cfg.loss}`,
-    quiet: o.quiet,
-  });
-  const trainSeconds = (performance.now() - t0) / 1000;
-  tf.dispose([...Object.values(adam.m), ...Object.values(adam.v)]);
+  try {
+    if (ck) {
+      restoreCheckpoint(ck, model.params, adam);
+      dataRng.setState(ck.rngs.data);
+    }
+    if (outDir) {
+      writeJsonAtomic(path.join(outDir, 'config.json'), cfg);
+      // lines written after the checkpoint by the killed process are dropped
+      if (ck)
+        writeAtomic(
+          path.join(outDir, 'history.jsonl'),
+          ck.history.map((r: StepRecord) => `${JSON.stringify(r)}\n`).join(''),
+        );
+    }
+    const every = ckDir ? (o.checkpointEvery ?? 0) : 0;
+    const writer = every > 0 && ckDir ? new CheckpointWriter(ckDir, o.keepLast ?? 3) : null;
+    const t0 = performance.now();
+    const { history } = trainLoop(model, {
+      steps: cfg.steps,
+      batchSize: cfg.batchSize,
+      chunkSize: cfg.chunkSize,
+      optim: cfg.optim,
+      nextBatch: () => world.sampleBatch(dataRng, cfg.batchSize, 'train'),
+      evaluate: o.evalDuringTraining === false ? undefined : (m) => zeroShotSummary(m, data),
+      evalEvery: cfg.eval.every,
+      historyPath: outDir ? path.join(outDir, 'history.jsonl') : undefined,
+      label: `${cfg.name}/${cfg.loss}`,
+      quiet: o.quiet,
+      adam,
+      startStep: ck?.step ?? 0,
+      history: ck?.history,
+      afterStep: (rec, st, hist) => {
+        if (!writer || (rec.step % every !== 0 && rec.step !== cfg.steps)) return;
+        const rngs = { data: dataRng.state() };
+        const score = recentLoss(hist, every);
+        writer.save({
+          step: rec.step,
+          params: model.params,
+          adam: st,
+          rngs,
+          config: cfg,
+          history: hist,
+          score,
+        });
+      },
+    });
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const final = finalSummary(model, history);
+    if (outDir) writeJsonAtomic(path.join(outDir, 'final.json'), final);
+    return { config: cfg, model, history, data, trainSeconds, final };
+  } catch (e) {
+    disposeParams(model.params);
+    throw e;
+  } finally {
+    disposeAdamState(adam);
+  }
+}
+
+/** Train one config and evaluate it on the whole suite. */
+export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): ExperimentRun {
+  const { model, history, data, trainSeconds, final } = trainExperiment(cfg, o);
+  const outDir = o.outDir ? labPath(o.outDir) : undefined;
+  const { world } = data;
   const results = evaluateSuite(model, world.tokenizer, data.tasks, {
     shots: cfg.eval.shots,
     episodes: cfg.eval.episodes,
@@ -125,5 +238,5 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
   const ret = retrieval(model, world.sampleBatch(new Rng(cfg.seed + 7), 512, 'val'));
   if (outDir)
     writeJsonAtomic(path.join(outDir, 'results.json'), { results, retrieval: ret, trainSeconds });
-  return { config: cfg, model, history, results, retrieval: ret, trainSeconds };
+  return { config: cfg, model, history, results, retrieval: ret, trainSeconds, final };
 }

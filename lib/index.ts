@@ -2,6 +2,8 @@
  * The lab's public API. Notebooks and external tests import from here.
  */
 export { type BackendInfo, backendInfo, initBackend } from './backend';
+export * from './checkpoint';
+export * from './config';
 export * from './eval';
 export * from './losses';
 export * from './model/index';

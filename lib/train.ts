@@ -9,7 +9,7 @@
  * (embedding-level gradient caching): embed all chunks without a tape, take the
  * loss gradient w.r.t. the embeddings, then back-propagate it chunk by chunk. The
  * result equals the full-batch gradient, with memory bounded by one chunk — what
- * keeps big batches inside wasm's 4 GB heap.
+ * keeps big batches inside wasm's 4 GB heap. NaN/Inf stops a run (DivergenceError).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,7 +18,14 @@ import type { Batch } from './data/types';
 import { IMAGE_SIZE } from './data/types';
 import { clipLoss, siglipLoss } from './losses';
 import { encodeImages, encodeTexts, type Model } from './model/index';
-import { type AdamState, adamwStep, createAdamState, lrAt, type OptimConfig } from './optim';
+import {
+  type AdamState,
+  adamwStep,
+  createAdamState,
+  disposeAdamState,
+  lrAt,
+  type OptimConfig,
+} from './optim';
 import { Progress } from './progress';
 
 /** Loss of a model on unit embeddings, with the model's own learnable scalars. */
@@ -183,15 +190,92 @@ export interface TrainOptions {
   quiet?: boolean;
   adam?: AdamState; // resume from an optimizer state
   startStep?: number;
+  /** records of the steps before startStep (a resumed run); returned ahead of the new ones */
+  history?: StepRecord[];
+  /** called after each finished step, e.g. to write a checkpoint; sees the full history */
+  afterStep?: (rec: StepRecord, adam: AdamState, history: StepRecord[]) => void;
 }
 
-/** Train `model` in place; returns the per-step history. */
+/** NaN/Inf: thrown before the bad update and its checkpoint, so the last one on disk is good. */
+export class DivergenceError extends Error {
+  constructor(
+    readonly step: number,
+    readonly tensor: string,
+    detail: string,
+  ) {
+    super(`training diverged at step ${step}: ${tensor} ${detail}`);
+    this.name = 'DivergenceError';
+  }
+}
+
+/** Throws naming the first non-finite tensor: x·0 is 0 for finite x, NaN for ±Inf/NaN. */
+function checkFinite(step: number, loss: tf.Scalar, grads: Record<string, tf.Tensor>): void {
+  const names = Object.keys(grads);
+  const zero = (x: tf.Tensor) => tf.sum(tf.mul(x, 0));
+  const probe = tf.tidy(() => tf.stack([zero(loss), ...names.map((n) => zero(grads[n]))]));
+  const flags = probe.dataSync();
+  probe.dispose();
+  const bad = flags.findIndex((x) => x !== 0);
+  if (bad < 0) return;
+  const value = bad === 0 ? ` = ${loss.dataSync()[0]}` : ' has NaN/Inf entries';
+  tf.dispose([loss, ...Object.values(grads)]);
+  throw new DivergenceError(
+    step,
+    bad === 0 ? 'loss' : `gradient of '${names[bad - 1]}'`,
+    value.trim(),
+  );
+}
+
+/** One optimizer step on the next batch; returns its record (no eval, no logging). */
+function trainStep(model: Model, o: TrainOptions, step: number, adam: AdamState): StepRecord {
+  const t0 = performance.now();
+  const batch = o.nextBatch(step);
+  const { loss, grads } = lossAndGrads(model, batch, o.chunkSize);
+  checkFinite(step + 1, loss, grads);
+  const lr = lrAt(step, o.steps, o.optim);
+  const norms = adamwStep(model.params, model.specs, grads, adam, lr, o.optim);
+  const stats = tf.tidy(() => {
+    const b = model.params.bias ?? tf.scalar(Number.NaN);
+    return tf.concat([tf.stack([loss, tf.exp(model.params.logScale), b]), norms]);
+  });
+  const [lossV, tV, bV, gN, pN, uN] = Array.from(stats.dataSync());
+  tf.dispose([loss, norms, stats, ...Object.values(grads)]);
+  if (!Number.isFinite(pN) || !Number.isFinite(uN))
+    throw new DivergenceError(step + 1, 'parameters', `are NaN/Inf after the update (lr ${lr})`);
+  return {
+    step: step + 1,
+    loss: lossV,
+    lr,
+    t: tV,
+    b: Number.isNaN(bV) ? null : bV,
+    gradNorm: gN,
+    paramNorm: pN,
+    updateNorm: uN,
+    examplesPerSec: batch.size / ((performance.now() - t0) / 1000),
+    tensors: tf.memory().numTensors,
+  };
+}
+
+/**
+ * Train `model` in place; returns the per-step history. With `startStep`,
+ * `adam` and `history` from a checkpoint (and the data Rng restored by the
+ * caller) the run continues exactly as if it had never stopped.
+ */
 export function trainLoop(
   model: Model,
   o: TrainOptions,
 ): { history: StepRecord[]; adam: AdamState } {
   const adam = o.adam ?? createAdamState(model.params);
-  const history: StepRecord[] = [];
+  try {
+    return { history: runSteps(model, o, adam), adam };
+  } catch (e) {
+    if (!o.adam) disposeAdamState(adam); // ours: a failed run must not leak its moments
+    throw e;
+  }
+}
+
+function runSteps(model: Model, o: TrainOptions, adam: AdamState): StepRecord[] {
+  const history: StepRecord[] = [...(o.history ?? [])];
   if (o.historyPath) {
     fs.mkdirSync(path.dirname(o.historyPath), { recursive: true });
     if (!o.startStep) fs.writeFileSync(o.historyPath, '');
@@ -199,44 +283,20 @@ export function trainLoop(
   const bar = o.quiet ? null : new Progress(o.steps, o.label ?? model.loss);
   let baseTensors = -1;
   for (let step = o.startStep ?? 0; step < o.steps; step++) {
-    const t0 = performance.now();
-    const batch = o.nextBatch(step);
-    const { loss, grads } = lossAndGrads(model, batch, o.chunkSize);
-    const lr = lrAt(step, o.steps, o.optim);
-    const norms = adamwStep(model.params, model.specs, grads, adam, lr, o.optim);
-    const stats = tf.tidy(() => {
-      const b = model.params.bias ?? tf.scalar(Number.NaN);
-      return tf.concat([tf.stack([loss, tf.exp(model.params.logScale), b]), norms]);
-    });
-    const [lossV, tV, bV, gN, pN, uN] = Array.from(stats.dataSync());
-    tf.dispose([loss, norms, stats, ...Object.values(grads)]);
-    const dt = (performance.now() - t0) / 1000;
-    const rec: StepRecord = {
-      step: step + 1,
-      loss: lossV,
-      lr,
-      t: tV,
-      b: Number.isNaN(bV) ? null : bV,
-      gradNorm: gN,
-      paramNorm: pN,
-      updateNorm: uN,
-      examplesPerSec: batch.size / dt,
-      tensors: tf.memory().numTensors,
-    };
-    if (!Number.isFinite(lossV) || !Number.isFinite(gN))
-      throw new Error(`training diverged at step ${step + 1}: loss=${lossV}, gradNorm=${gN}`);
+    const rec = trainStep(model, o, step, adam);
     if (baseTensors < 0) baseTensors = rec.tensors;
     else if (rec.tensors > baseTensors)
       throw new Error(`tensor leak: ${rec.tensors - baseTensors} tensors at step ${step + 1}`);
-    const last = step + 1 === o.steps;
-    if (o.evaluate && ((o.evalEvery && (step + 1) % o.evalEvery === 0) || last))
+    if (o.evaluate && ((o.evalEvery && (step + 1) % o.evalEvery === 0) || step + 1 === o.steps))
       Object.assign(rec, o.evaluate(model, step + 1));
     history.push(rec);
     if (o.historyPath) fs.appendFileSync(o.historyPath, `${JSON.stringify(rec)}\n`);
+    o.afterStep?.(rec, adam, history);
+    const { loss, t, examplesPerSec } = rec;
     bar?.update(
       step + 1,
-      `loss ${lossV.toFixed(3)} t ${tV.toFixed(1)} ${rec.examplesPerSec.toFixed(0)} ex/s`,
+      `loss ${loss.toFixed(3)} t ${t.toFixed(1)} ${examplesPerSec.toFixed(0)} ex/s`,
     );
   }
-  return { history, adam };
+  return history;
 }

@@ -1,14 +1,43 @@
 /**
- * Command-line training: `npm run train -- --preset lab --steps 800 --seed 0 --out out/runs/x
- *   [--set loss=clip --set model.image.width=96]`. Writes config.json, history.jsonl and
- * results.json (zero-shot, k-shot, retrieval) to --out, and prints the results table.
- * Exit codes: 0 done, 2 bad arguments or config.
+ * Command-line training (the contract of issue 5; tests outside this repo use it):
+ *   npm run train -- --preset <name> --steps <n> --seed <s> --out <dir>
+ *     [--checkpoint-every <k>] [--keep-last <n>] [--no-eval] [--set key=value ...]
+ *   npm run train -- --resume <dir> [--no-eval]
+ * Writes <dir>/config.json, run.json (CLI options a resume reuses), history.jsonl,
+ * checkpoints/, final.json (step, loss, weightsSha256) and, unless --no-eval,
+ * results.json with the results table. A resumed run's final.json equals that of
+ * the uninterrupted run.
+ * Exit codes: 0 done; 1 other failure (e.g. missing dataset); 2 bad arguments or
+ * config; 3 unusable checkpoint; 4 stopped on divergence (NaN/Inf).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../lib/backend';
-import { runExperiment } from '../lib/experiment';
-import { makeConfig } from '../lib/presets';
+import { CheckpointError, listCheckpoints } from '../lib/checkpoint';
+import { ConfigError, checkOverrideKeys, validateConfig } from '../lib/config';
+import { type FinalSummary, runExperiment, trainExperiment } from '../lib/experiment';
+import { labPath, writeAtomic } from '../lib/paths';
+import { type ExperimentConfig, makeConfig, PRESETS } from '../lib/presets';
 import { showTable } from '../lib/table';
+import { DivergenceError } from '../lib/train';
+
+/** CLI options that are not part of the experiment config; a resume reuses them. */
+interface RunSettings {
+  checkpointEvery: number;
+  keepLast: number;
+  eval: boolean;
+}
+
+interface Job {
+  cfg: ExperimentConfig;
+  out?: string;
+  resume: boolean;
+  settings: RunSettings;
+}
+
+/** A bad command line: exit code 2, message naming the option. */
+class UsageError extends Error {}
 
 function parseValue(v: string): unknown {
   try {
@@ -23,44 +52,84 @@ function setPath(target: Record<string, unknown>, key: string, value: unknown): 
   const parts = key.split('.');
   let cur = target;
   for (const p of parts.slice(0, -1)) {
-    if (cur[p] === undefined) cur[p] = {};
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
     cur = cur[p] as Record<string, unknown>;
   }
   cur[parts[parts.length - 1]] = value;
 }
 
-function parse() {
-  const { values } = parseArgs({
-    options: {
-      preset: { type: 'string', default: 'lab' },
-      steps: { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string' },
-      set: { type: 'string', multiple: true, default: [] },
-    },
-  });
-  const overrides: Record<string, unknown> = {};
-  for (const kv of values.set ?? []) {
-    const i = kv.indexOf('=');
-    if (i < 1) throw new Error(`--set expects key=value, got '${kv}'`);
-    setPath(overrides, kv.slice(0, i), parseValue(kv.slice(i + 1)));
-  }
-  if (values.steps !== undefined) overrides.steps = Number(values.steps);
-  if (values.seed !== undefined) overrides.seed = Number(values.seed);
-  return { cfg: makeConfig(values.preset ?? 'lab', overrides), out: values.out };
+function intOption(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
 }
 
-async function main() {
-  let parsed: ReturnType<typeof parse>;
+function readJson(file: string, what: string): unknown {
+  if (!fs.existsSync(file)) throw new UsageError(`${what}: ${file} not found`);
   try {
-    parsed = parse();
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    console.error(`train: ${(e as Error).message}`);
-    process.exit(2);
+    throw new UsageError(`${what}: ${file} is not valid JSON (${(e as Error).message})`);
   }
-  await initBackend();
-  console.log(JSON.stringify(parsed.cfg));
-  const run = runExperiment(parsed.cfg, { outDir: parsed.out });
+}
+
+const OPTIONS = {
+  preset: { type: 'string' },
+  steps: { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  'checkpoint-every': { type: 'string' },
+  'keep-last': { type: 'string' },
+  'no-eval': { type: 'boolean' },
+  resume: { type: 'string' },
+} as const;
+
+function parse(argv: string[]): Job {
+  const { values: v } = parseArgs({ args: argv, options: OPTIONS, strict: true });
+  const every = intOption('checkpoint-every', v['checkpoint-every'], 0);
+  const keepLast = intOption('keep-last', v['keep-last'], 1);
+  if (v.resume !== undefined) {
+    for (const k of ['preset', 'steps', 'seed', 'out', 'set'] as const)
+      if (v[k] !== undefined)
+        throw new UsageError(
+          `--${k} cannot be combined with --resume (the run's config.json is used)`,
+        );
+    const dir = labPath(v.resume);
+    const cfg = readJson(path.join(dir, 'config.json'), '--resume') as ExperimentConfig;
+    const runJson = path.join(dir, 'run.json');
+    const saved = (
+      fs.existsSync(runJson) ? readJson(runJson, '--resume') : {}
+    ) as Partial<RunSettings>;
+    const settings = { checkpointEvery: 100, keepLast: 3, eval: true, ...saved };
+    if (every !== undefined) settings.checkpointEvery = every;
+    if (keepLast !== undefined) settings.keepLast = keepLast;
+    if (v['no-eval']) settings.eval = false;
+    return { cfg: validateConfig(cfg), out: dir, resume: true, settings };
+  }
+  const overrides: Record<string, unknown> = {};
+  for (const kv of v.set ?? []) {
+    const i = kv.indexOf('=');
+    if (i < 1) throw new UsageError(`--set expects key=value, got '${kv}'`);
+    setPath(overrides, kv.slice(0, i), parseValue(kv.slice(i + 1)));
+  }
+  if (v.steps !== undefined) overrides.steps = parseValue(v.steps);
+  if (v.seed !== undefined) overrides.seed = parseValue(v.seed);
+  const preset = v.preset ?? 'lab';
+  if (PRESETS[preset]) checkOverrideKeys(PRESETS[preset], overrides);
+  const cfg = validateConfig(makeConfig(preset, overrides));
+  const out = v.out === undefined ? undefined : labPath(v.out);
+  if (out && listCheckpoints(path.join(out, 'checkpoints')).length > 0)
+    throw new UsageError(
+      `--out ${out} already holds checkpoints: use --resume ${out} or another --out`,
+    );
+  const settings = { checkpointEvery: every ?? 100, keepLast: keepLast ?? 3, eval: !v['no-eval'] };
+  return { cfg, out, resume: false, settings };
+}
+
+function printResults(run: ReturnType<typeof runExperiment>): void {
   const rows = run.results.map((r) => ({
     task: r.task,
     chance: r.chance,
@@ -68,9 +137,63 @@ async function main() {
     ...Object.fromEntries(Object.entries(r.fewShot).map(([k, v]) => [`${k}-shot`, v])),
   }));
   showTable(rows, {
-    title: `${parsed.cfg.name}/${parsed.cfg.loss}: ${run.trainSeconds.toFixed(0)} s training`,
+    title: `${run.config.name}/${run.config.loss}: ${run.trainSeconds.toFixed(0)} s training`,
   });
   console.log('retrieval', JSON.stringify(run.retrieval));
 }
 
-main();
+async function train(job: Job): Promise<void> {
+  await initBackend();
+  console.log(JSON.stringify(job.cfg));
+  const { settings: s } = job;
+  if (job.out && !job.resume)
+    writeAtomic(path.join(job.out, 'run.json'), `${JSON.stringify(s, null, 2)}\n`, { fsync: true });
+  const opts = {
+    outDir: job.out,
+    checkpointEvery: s.checkpointEvery,
+    keepLast: s.keepLast,
+    resume: job.resume,
+    evalDuringTraining: s.eval,
+  };
+  let final: FinalSummary;
+  if (s.eval) {
+    const run = runExperiment(job.cfg, opts);
+    printResults(run);
+    final = run.final;
+  } else final = trainExperiment(job.cfg, opts).final;
+  console.log('final', JSON.stringify(final));
+}
+
+/** The exit code of a failure, and a one-line message (a stack only for the unexpected). */
+function report(e: unknown, parsing = false): number {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const code =
+    parsing || err instanceof UsageError || err instanceof ConfigError
+      ? 2
+      : err instanceof CheckpointError
+        ? 3
+        : err instanceof DivergenceError
+          ? 4
+          : 1;
+  const known = code !== 1 || err.message.startsWith('Fashion-MNIST');
+  console.error(`train: ${known ? err.message : err.stack}`);
+  return code;
+}
+
+async function main(): Promise<number> {
+  let job: Job;
+  try {
+    job = parse(process.argv.slice(2));
+  } catch (e) {
+    // parseArgs' and makeConfig's (unknown key or preset) errors are plain Errors: still exit 2
+    return report(e, true);
+  }
+  try {
+    await train(job);
+    return 0;
+  } catch (e) {
+    return report(e);
+  }
+}
+
+main().then((code) => process.exit(code));
