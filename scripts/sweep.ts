@@ -1,0 +1,115 @@
+/**
+ * Runs a grid from `sweeps/<grid>.ts`:
+ *   npm run sweep -- <grid> [--workers n] [--out out/sweeps] [--results data/results] [--retries 1]
+ *   npm run sweep -- <grid> --queue redis://host:6379   (then `npm run worker` on any machines)
+ * Locally: a pool of train processes, resumable (finished runs are skipped).
+ * With --queue: enqueue on BullMQ and wait, filing results as jobs complete.
+ * Either way the grid's table lands in <results>/<grid>.arrow + .csv and a
+ * summary (mean ± 95% CI over seeds) is printed. Exit codes: 0 all runs done,
+ * 1 some failed, 2 bad arguments.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { repoRoot } from '../lib/paths';
+import { enqueueGrid } from '../lib/queue';
+import { appendResults, loadResults, RESULTS_DIR, runRows, summarise } from '../lib/results';
+import {
+  expandGrid,
+  type Grid,
+  isComplete,
+  liveChildren,
+  readMeta,
+  runDir,
+  runLocal,
+  type SweepSummary,
+} from '../lib/sweep';
+import { showTable } from '../lib/table';
+
+/** A grid definition from `sweeps/<name>.ts` (its default export, or `grid`). */
+function loadGrid(name: string): Grid {
+  const file = path.join(repoRoot(), 'sweeps', `${name}.ts`);
+  if (!fs.existsSync(file)) {
+    const have = fs.readdirSync(path.dirname(file)).map((f) => f.replace(/\.ts$/, ''));
+    throw new Error(`no grid '${name}' (have: ${have.join(', ')})`);
+  }
+  const mod = require(file);
+  return (mod.default ?? mod.grid) as Grid;
+}
+
+function parse() {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      queue: { type: 'string' },
+      workers: { type: 'string' },
+      out: { type: 'string', default: 'out/sweeps' },
+      results: { type: 'string', default: RESULTS_DIR },
+      retries: { type: 'string', default: '1' },
+    },
+  });
+  if (positionals.length !== 1)
+    throw new Error('usage: sweep <grid> [--queue redis://…] [--workers n]');
+  return { grid: loadGrid(positionals[0]), ...values, retries: Number(values.retries) };
+}
+
+type Args = ReturnType<typeof parse>;
+
+/**
+ * Files finished runs that the table lacks: a sweep killed between a run's rename
+ * and its table write would otherwise skip that run forever without filing it.
+ */
+function fileFinished(grid: Grid, a: Args): void {
+  const have = new Set((loadResults(grid.name, a.results)?.array('run') as string[]) ?? []);
+  const missing = expandGrid(grid).filter((s) => isComplete(a.out, s) && !have.has(s.id));
+  const rows = missing.flatMap((s) => runRows(s, runDir(a.out, s), readMeta(a.out, s)));
+  if (rows.length) appendResults(grid.name, rows, a.results);
+}
+
+function runHere(grid: Grid, a: Args): Promise<SweepSummary> {
+  fileFinished(grid, a);
+  return runLocal(grid, {
+    out: a.out,
+    workers: a.workers ? Number(a.workers) : undefined,
+    retries: a.retries,
+    onDone: (spec, meta) =>
+      appendResults(grid.name, runRows(spec, runDir(a.out, spec), meta), a.results),
+  });
+}
+
+function report(grid: Grid, a: Args, s: SweepSummary): void {
+  console.log(
+    `[sweep ${grid.name}] ${s.done.length} ran, ${s.skipped.length} skipped, ` +
+      `${s.failed.length} failed in ${s.seconds.toFixed(0)} s`,
+  );
+  for (const f of s.failed) console.log(`failed ${f.id}: ${f.error}`);
+  const table = loadResults(grid.name, a.results);
+  if (!table) return;
+  for (const metric of ['loss', 'zeroShot'])
+    showTable(summarise(table, Object.keys(grid.axes), metric), {
+      title: `${metric}, mean ± ci95 over seeds`,
+    });
+}
+
+async function main() {
+  let a: Args;
+  try {
+    a = parse();
+  } catch (e) {
+    console.error(`sweep: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const stop = () => {
+    for (const c of liveChildren) c.kill('SIGTERM');
+    process.exit(130);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const s = a.queue
+    ? await enqueueGrid(a.grid, a.queue, { resultsDir: a.results, attempts: a.retries + 1 })
+    : await runHere(a.grid, a);
+  report(a.grid, a, s);
+  process.exit(s.failed.length ? 1 : 0);
+}
+
+main();

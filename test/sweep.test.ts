@@ -1,0 +1,230 @@
+/**
+ * Sweeps end to end on the `tiny-demo` grid (4 runs of 5 steps): locally,
+ * killed and resumed without repeating a finished run; then through BullMQ on a
+ * Redis started here, with one of two workers killed mid-run, its job recovered
+ * by the queue; the two tables must agree value for value.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { repoRoot } from '../lib/paths';
+import { loadResults, meanCI, mergeRows, type Row, summarise, tCritical } from '../lib/results';
+import { expandGrid, type Grid } from '../lib/sweep';
+import siglipVsClip from '../sweeps/siglip-vs-clip';
+import tinyDemo from '../sweeps/tiny-demo';
+
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'lab-sweep-'));
+const REDIS = '/usr/bin/redis-server';
+const live = new Set<Proc>();
+
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+  exit: Promise<number>;
+}
+
+/** A child in its own process group, so a kill takes its train processes with it. */
+function start(cmd: string, args: string[]): Proc {
+  const child = spawn(cmd, args, {
+    cwd: repoRoot(),
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout?.on('data', (b) => {
+    text += b;
+  });
+  child.stderr?.on('data', (b) => {
+    text += b;
+  });
+  const p: Proc = {
+    child,
+    out: () => text,
+    exit: new Promise((r) => child.on('close', (c) => r(c ?? -1))),
+  };
+  live.add(p);
+  p.exit.then(() => live.delete(p));
+  return p;
+}
+
+const tsx = (script: string, ...args: string[]) =>
+  start(process.execPath, ['--import', 'tsx', `scripts/${script}.ts`, ...args]);
+
+function killGroup(p: Proc): void {
+  try {
+    process.kill(-(p.child.pid as number), 'SIGKILL');
+  } catch {} // already gone
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = 120_000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+after(() => {
+  for (const p of live) killGroup(p);
+  if (!process.env.KEEP_SWEEP_TMP) fs.rmSync(TMP, { recursive: true, force: true });
+});
+
+type Event = { id: string; event: string };
+function events(out: string): Event[] {
+  const file = path.join(out, 'tiny-demo', 'runs.jsonl');
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+}
+
+/** Every run of the grid present, and no (run, metric, step) twice. */
+function assertOncePerRun(rows: Row[]): void {
+  const ids = expandGrid(tinyDemo).map((s) => s.id);
+  assert.deepEqual([...new Set(rows.map((r) => r.run))].sort(), [...ids].sort());
+  const keys = rows.map((r) => `${r.run}/${r.metric}/${r.step}`);
+  assert.equal(new Set(keys).size, keys.length, 'a run appears more than once');
+}
+
+/** Every metric by run/metric/step, except wall-clock time, which no rerun repeats. */
+const valuesOf = (rows: Row[]) =>
+  Object.fromEntries(
+    rows
+      .filter((r) => r.metric !== 'trainSeconds')
+      .map((r) => [`${r.run}/${r.metric}/${r.step}`, r.value]),
+  );
+
+test('grid expansion: stable ids, seeds innermost, unknown keys rejected', () => {
+  const grid: Grid = tinyDemo;
+  const runs = expandGrid(grid);
+  assert.equal(runs.length, 4);
+  assert.deepEqual(expandGrid(grid), runs, 'ids must not change between expansions');
+  assert.deepEqual(
+    runs.map((r) => [r.axes.loss, r.seed]),
+    [
+      ['siglip', 0],
+      ['siglip', 1],
+      ['clip', 0],
+      ['clip', 1],
+    ],
+  );
+  assert.throws(() => expandGrid({ ...grid, axes: { 'optim.lrr': [1] } }), /unknown config key/);
+  assert.equal(expandGrid(siglipVsClip).length, 18);
+});
+
+test('summarise: mean ± t-based 95% CI over seeds, idempotent merge', () => {
+  assert.equal(tCritical(2), 4.303);
+  const s = meanCI([1, 2, 3]);
+  assert.equal(s.mean, 2);
+  assert.ok(Math.abs(s.ci95 - (4.303 * 1) / Math.sqrt(3)) < 1e-12);
+  const row = (run: string, loss: string, value: number): Row => ({
+    run,
+    grid: 'g',
+    loss,
+    seed: 0,
+    step: 5,
+    metric: 'm',
+    value,
+    commit: 'c',
+    backend: 'b',
+    duration: 1,
+  });
+  let t = mergeRows(null, [row('a', 'x', 1), row('b', 'x', 3)]);
+  t = mergeRows(t, [row('a', 'x', 1)]); // the same run filed twice
+  assert.equal(t.numRows(), 2);
+  const sum = summarise(t, ['loss'], 'm').objects()[0] as Row;
+  assert.deepEqual([sum.mean, sum.n], [2, 2]);
+});
+
+const LOCAL = path.join(TMP, 'local');
+const RES_LOCAL = path.join(TMP, 'res-local');
+
+test('local sweep: killed, resumed, no finished run repeated', { timeout: 240_000 }, async () => {
+  const args = ['tiny-demo', '--workers', '2', '--out', LOCAL, '--results', RES_LOCAL];
+  const first = tsx('sweep', ...args);
+  await waitFor('a finished run', () => events(LOCAL).some((e) => e.event === 'done'));
+  killGroup(first);
+  await first.exit;
+  const before = events(LOCAL);
+  const finished = before.filter((e) => e.event === 'done').map((e) => e.id);
+  const mtime = (id: string) =>
+    fs.statSync(path.join(LOCAL, 'tiny-demo', id, 'results.json')).mtimeMs;
+  const stamps = finished.map(mtime);
+  assert.ok(finished.length < 4, 'the sweep should have been interrupted before the end');
+
+  const second = tsx('sweep', ...args);
+  assert.equal(await second.exit, 0, second.out());
+  const skipped = Number(/(\d+) already done/.exec(second.out())?.[1]);
+  assert.ok(skipped >= finished.length, second.out());
+  const restarted = events(LOCAL)
+    .slice(before.length)
+    .filter((e) => e.event === 'start');
+  for (const id of finished) assert.ok(!restarted.some((e) => e.id === id), `${id} ran twice`);
+  assert.deepEqual(finished.map(mtime), stamps);
+  const table = loadResults('tiny-demo', RES_LOCAL);
+  assert.ok(table);
+  assertOncePerRun(table.objects() as Row[]);
+});
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => srv.once('listening', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+test('queued sweep: two workers, one killed mid-run, same table as local', {
+  timeout: 240_000,
+}, async (t) => {
+  if (!fs.existsSync(REDIS)) {
+    t.skip(`${REDIS} is absent (apt-get install redis-server); the queue path is untested`);
+    return;
+  }
+  try {
+    require.resolve('ioredis'); // BullMQ 6 made it an optional peer
+  } catch {
+    assert.fail(
+      "the 'ioredis' package is missing: BullMQ cannot reach Redis (npm install ioredis)",
+    );
+  }
+  const port = await freePort();
+  const redis = start(REDIS, [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+  ]);
+  await waitFor('redis', () => /Ready to accept connections/.test(redis.out()), 20_000);
+  const url = `redis://127.0.0.1:${port}`;
+  const res = path.join(TMP, 'res-queue');
+  const sweep = tsx('sweep', 'tiny-demo', '--queue', url, '--results', res);
+  // Separate run folders, as on separate machines; short locks so the test sees a recovery.
+  const worker = (name: string) =>
+    tsx('worker', '--queue', url, '--out', path.join(TMP, name), '--lock-ms', '3000');
+  const [a, b] = [worker('wA'), worker('wB')];
+  await waitFor('worker A to start a run', () => /start \w+/.test(a.out()), 60_000);
+  await new Promise((r) => setTimeout(r, 2000)); // its train process is running now
+  const killed = (/start (\w+)/.exec(a.out()) as RegExpExecArray)[1];
+  killGroup(a);
+  const c = worker('wC'); // the machine comes back (as a fresh worker)
+  assert.equal(await sweep.exit, 0, sweep.out());
+  const redone = new RegExp(`done ${killed}`);
+  assert.ok(redone.test(b.out()) || redone.test(c.out()), 'the killed job was not retried');
+  const rows = loadResults('tiny-demo', res)?.objects() as Row[];
+  assertOncePerRun(rows);
+  const local = loadResults('tiny-demo', RES_LOCAL)?.objects() as Row[];
+  assert.ok(local, 'needs the local test first');
+  assert.deepEqual(valuesOf(rows), valuesOf(local), 'queued and local results differ');
+  for (const p of [b, c, redis]) killGroup(p);
+});
