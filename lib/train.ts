@@ -172,6 +172,7 @@ export interface StepRecord {
   updateNorm: number;
   examplesPerSec: number;
   tensors: number;
+  rssMB: number; // process resident set size
   [metric: string]: number | null;
 }
 
@@ -253,6 +254,7 @@ function trainStep(model: Model, o: TrainOptions, step: number, adam: AdamState)
     updateNorm: uN,
     examplesPerSec: batch.size / ((performance.now() - t0) / 1000),
     tensors: tf.memory().numTensors,
+    rssMB: process.memoryUsage.rss() / 2 ** 20, // resident memory: flat over a healthy run
   };
 }
 
