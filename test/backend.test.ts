@@ -14,6 +14,7 @@ import {
   registerNativeKernels,
   restoreStockKernels,
 } from '../lib/backend/native';
+import { layerNorm, quickGelu } from '../lib/ops';
 
 const loaded = loadAddon();
 const missing = 'error' in loaded ? loaded.error : null;
@@ -124,6 +125,9 @@ test('addon rejects offsets outside the heap', (t) => {
     RangeError,
   );
   assert.throws(() => addon.sumRows(heap, 0, 4, 5, 0), RangeError);
+  assert.throws(() => addon.sumCols(heap, 0, 4, 5, 0), RangeError);
+  assert.throws(() => addon.sigmoid(heap, 8, 1, 9, 0), RangeError);
+  assert.throws(() => addon.softmaxRows(heap, 0, 2, 4, 12), RangeError);
   assert.match(addon.version(), /OpenBLAS/);
 });
 
@@ -372,4 +376,76 @@ test('restoreStockKernels undoes the registration', (t) => {
   assert.ok(!rowsOk(), 'stock kernel is back (and still wrong)');
   registerNativeKernels(1);
   assert.ok(rowsOk());
+});
+
+/** Native vs stock values of `f` and of its gradient w.r.t. every input. */
+function checkVsStock(
+  what: string,
+  f: (...x: tf.Tensor[]) => tf.Tensor,
+  xs: tf.Tensor[],
+  tol = 1e-5,
+) {
+  tf.tidy(() => {
+    const dy = rand(f(...xs).shape);
+    const loss = (...x: tf.Tensor[]) => tf.sum(tf.mul(f(...x), dy)) as tf.Scalar;
+    const run = () => ({
+      y: f(...xs).dataSync(),
+      g: tf
+        .grads(loss)(xs)
+        .map((g) => g.dataSync()),
+    });
+    const native = run();
+    const stockOut = withStock(run);
+    assertClose(native.y, stockOut.y, `${what} value`, tol);
+    native.g.forEach((g, i) => {
+      assertClose(g, stockOut.g[i], `${what} grad ${i}`, tol);
+    });
+  });
+}
+
+test('Sigmoid: values (with extremes) and gradients match stock', (t) => {
+  if (missing) return t.skip(missing);
+  const extremes = tf.tensor1d([-1e4, -100, -88, -30, -1e-8, 0, 1e-8, 30, 88, 100, 1e4]);
+  checkVsStock('sigmoid extremes', (x) => tf.sigmoid(x), [extremes]);
+  for (const shape of [[1], [7], [33, 17], [2, 3, 129]]) {
+    checkVsStock(`sigmoid ${shape}`, (x) => tf.sigmoid(tf.mul(x, 12)), [rand(shape)]);
+  }
+  tf.tidy(() => assert.ok(Number.isNaN(tf.sigmoid(tf.tensor1d([Number.NaN])).dataSync()[0])));
+});
+
+test('Softmax over the last axis: values and gradients match stock', (t) => {
+  if (missing) return t.skip(missing);
+  for (const shape of [[5], [3, 1], [4, 7], [6, 9, 33], [2, 3, 4, 16]]) {
+    checkVsStock(`softmax ${shape}`, (x) => tf.softmax(tf.mul(x, 20)), [rand(shape)]);
+  }
+  // An additive causal mask as the text tower uses (-1e9 above the diagonal).
+  const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([8, 8]), -1, 0)), -1e9);
+  checkVsStock('masked softmax', (x) => tf.softmax(tf.add(x, mask)), [rand([3, 8, 8])]);
+  tf.tidy(() => {
+    const y = tf.softmax(tf.tensor2d([[1000, 0, -1000]])).dataSync();
+    assertClose(y, [1, 0, 0], 'softmax large logits');
+  });
+});
+
+test('Sum over trailing axes: values and gradients match stock', (t) => {
+  if (missing) return t.skip(missing);
+  const cases: [number[], number | number[], boolean][] = [
+    [[33, 17], 1, false],
+    [[33, 17], -1, true],
+    [[4, 5, 6], [1, 2], false],
+    [[4, 5, 6], [2, 1], true],
+    [[64, 9, 13], -1, true],
+    [[3, 1], 1, false],
+  ];
+  for (const [shape, axis, keepDims] of cases) {
+    checkVsStock(`sum ${shape} axis ${axis}`, (x) => tf.sum(x, axis, keepDims), [rand(shape)]);
+  }
+});
+
+test('quick GELU and layer norm (sigmoid, trailing sums) match stock with gradients', (t) => {
+  if (missing) return t.skip(missing);
+  checkVsStock('quickGelu', (x) => quickGelu(tf.mul(x, 4)), [rand([64, 48])]);
+  const ln = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+    layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D);
+  checkVsStock('layerNorm', ln, [rand([64, 48]), rand([48]), rand([48])], 1e-4);
 });

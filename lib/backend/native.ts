@@ -1,31 +1,25 @@
 /**
  * Native OpenBLAS kernels for the TF.js wasm backend (see shared facts/speed.md).
  *
- * Everything stays on the wasm backend; only `BatchMatMul`, `_FusedMatMul` and
- * leading-axis `Sum` are swapped for kernels that call the C addon
- * (lib/backend/native/blas.c) directly on the wasm heap, so no tensor is
- * copied. Gradients of matMul run through `BatchMatMul`, so they speed up too.
- * The stock kernels are kept and used for every case we do not handle.
+ * Everything stays on the wasm backend; only `BatchMatMul`, `_FusedMatMul`,
+ * `Sum` (leading or trailing axes), `Sigmoid` and `Softmax` are swapped for
+ * kernels that call the C addon (lib/backend/native/blas.c, rowops.h/.ts)
+ * directly on the wasm heap, so no tensor is copied. Gradients run through the
+ * same kernels. The stock kernels are kept and used for every case we do not
+ * handle. LAB_NATIVE_ROWOPS=0 keeps stock Sigmoid/Softmax and trailing-axis Sum (matmuls
+ * stay native), for before/after measurements.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
 
 /** The addon's exports; numbers are float offsets into the heap, booleans are 0/1. */
-export interface BlasAddon {
+export interface BlasAddon extends RowAddon {
   sgemm(heap: Float32Array, ...args: number[]): void;
-  sumRows(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
   setThreads(n: number): void;
   getThreads(): number;
   version(): string;
-}
-
-/** The parts of the wasm backend object we rely on (it has no public types). */
-interface WasmBackend {
-  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-  disposeData(dataId: tf.DataId): boolean;
-  wasm: { HEAPF32: Float32Array };
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -48,7 +42,6 @@ interface BiasPlan {
   col: number;
 }
 
-const REPLACED = ['BatchMatMul', '_FusedMatMul', 'Sum'] as const;
 const ACT_LINEAR = 0;
 const ACT_RELU = 1;
 /** Fused activations the addon lacks, applied afterwards by the stock wasm kernel. */
@@ -138,11 +131,6 @@ function planBias(shape: number[], g: GemmPlan): BiasPlan | null {
   return { batch: outer === 1 ? 0 : bm * bn, row: bm === 1 ? 0 : bn, col: bn === 1 ? 0 : 1 };
 }
 
-/** Float offset of a tensor on the wasm heap. */
-function offsetOf(backend: WasmBackend, t: tf.TensorInfo): number {
-  return backend.dataIdMap.get(t.dataId).memoryOffset / 4;
-}
-
 /** Allocates the output and runs the addon's strided-batch sgemm into it. */
 function runGemm(
   backend: WasmBackend,
@@ -229,29 +217,35 @@ function applyActivation(
   }
 }
 
-/** Sum over leading axes as a column sum; stock wasm would transpose first. */
-function sum(args: KernelArgs): tf.TensorInfo {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
-  const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
-  const lead = axes.length;
-  const leading = lead > 0 && lead < x.shape.length && axes.every((ax, i) => ax === i);
-  if (!leading || !isFloat(x)) return stock!.get('Sum')!.kernelFunc(args) as tf.TensorInfo;
-  const backend = args.backend as WasmBackend;
-  const rest = x.shape.slice(lead);
-  const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32');
-  const rows = tf.util.sizeFromShape(x.shape.slice(0, lead));
-  const cols = tf.util.sizeFromShape(rest);
-  const heap = backend.wasm.HEAPF32;
-  mustAddon().sumRows(heap, offsetOf(backend, x), rows, cols, offsetOf(backend, out));
-  return out;
+/** A kernel of rowops.ts bound to the addon and to its stock fallback. */
+function rowKernel(name: string): tf.KernelFunc {
+  const kernel = ROW_KERNELS[name];
+  return ((args: KernelArgs) =>
+    kernel(args, {
+      addon: mustAddon(),
+      trailingSum: rowOps,
+      fallback: () => stock!.get(name)!.kernelFunc(args) as tf.TensorInfo,
+    })) as tf.KernelFunc;
 }
 
-const KERNELS: Record<(typeof REPLACED)[number], tf.KernelFunc> = {
+const KERNELS: Record<string, tf.KernelFunc> = {
   BatchMatMul: batchMatMul as tf.KernelFunc,
   _FusedMatMul: fusedMatMul as tf.KernelFunc,
-  Sum: sum as tf.KernelFunc,
+  ...Object.fromEntries(Object.keys(ROW_KERNELS).map((name) => [name, rowKernel(name)])),
 };
+
+/** Whether the row kernels of rowops.ts are on (set at registration). */
+let rowOps = true;
+
+/**
+ * The kernels to replace: all, or only the matmuls and leading-axis Sum (the
+ * first native set) when LAB_NATIVE_ROWOPS=0 or the addon predates the row
+ * kernels (a stale build/native/blas.node).
+ */
+function replaced(addon: BlasAddon): string[] {
+  rowOps = process.env.LAB_NATIVE_ROWOPS !== '0' && typeof addon.softmaxRows === 'function';
+  return rowOps ? Object.keys(KERNELS) : ['BatchMatMul', '_FusedMatMul', 'Sum'];
+}
 
 /** Swaps one wasm kernel, keeping setup/dispose of the stock one (its C bindings). */
 function replaceKernel(config: tf.KernelConfig, kernelFunc: tf.KernelFunc): void {
@@ -269,13 +263,14 @@ export function registerNativeKernels(threads: number): string {
   addon.setThreads(threads);
   if (stock) return addon.version();
   const saved = new Map<string, tf.KernelConfig>();
-  for (const name of REPLACED) {
+  const names = replaced(addon);
+  for (const name of names) {
     const config = tf.getKernel(name, 'wasm');
     if (!config) throw new Error(`[lab] native matmul: no stock wasm kernel ${name}`);
     saved.set(name, config);
   }
   stock = saved;
-  for (const name of REPLACED) replaceKernel(saved.get(name)!, KERNELS[name]);
+  for (const name of names) replaceKernel(saved.get(name)!, KERNELS[name]);
   return addon.version();
 }
 

@@ -20,10 +20,10 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from towers import END_ID, clip, image_tower, siglip, text_tower
 
 torch.set_default_dtype(torch.float64)
 HERE = os.path.dirname(os.path.abspath(__file__))
-END_ID = 1  # the tokenizer's end-of-text id in these fixtures
 
 
 def t(x):
@@ -36,16 +36,6 @@ def unit_rows(rng, n, d):
 
 
 # ---------------------------------------------------------------- losses
-def siglip(img, txt, log_scale, bias):
-    logits = torch.exp(log_scale) * img @ txt.T + bias
-    labels = 2 * torch.eye(img.shape[0]) - 1
-    return -F.logsigmoid(labels * logits).sum() / img.shape[0]
-
-
-def clip(img, txt, log_scale):
-    logits = torch.exp(log_scale) * img @ txt.T
-    target = torch.arange(img.shape[0])
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
 def loss_cases(rng):
@@ -90,73 +80,6 @@ def op_cases(rng):
 
 
 # ---------------------------------------------------------------- tiny model
-def ln(p, name, x):
-    return F.layer_norm(x, (x.shape[-1],), p[name + ".g"], p[name + ".b"], eps=1e-5)
-
-
-def lin(p, name, x):
-    y = x @ p[name + ".w"]
-    return y + p[name + ".b"] if name + ".b" in p else y
-
-
-def mha(p, name, x, heads, causal):
-    B, T, D = x.shape
-    q, k, v = lin(p, name + ".qkv", x).split(D, dim=-1)
-    q, k, v = (z.view(B, T, heads, D // heads).transpose(1, 2) for z in (q, k, v))  # [B, H, T, dh]
-    s = q @ k.transpose(-1, -2) / math.sqrt(D // heads)
-    if causal:
-        s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
-    o = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
-    return lin(p, name + ".proj", o)
-
-
-def block(p, name, x, heads, causal):
-    x = x + mha(p, name + ".attn", ln(p, name + ".ln1", x), heads, causal)
-    h = lin(p, name + ".fc1", ln(p, name + ".ln2", x))
-    return x + lin(p, name + ".fc2", h * torch.sigmoid(1.702 * h))
-
-
-def image_tower(p, cfg, images):  # images [B, S, S, 3] in [0, 1]
-    im = cfg["image"]
-    P, D = im["patch"], im["width"]
-    x = images.permute(0, 3, 1, 2) * 2 - 1  # NCHW in [-1, 1]
-    # conv weight [D, 3, P, P] from the lab's [P·P·3, D] layout (row = (pi·P + pj)·3 + c)
-    w = p["img.patch.w"].T.reshape(D, P, P, 3).permute(0, 3, 1, 2)
-    h = F.conv2d(x, w, p["img.patch.b"], stride=P).flatten(2).transpose(1, 2)  # [B, N, D]
-    h = h + p["img.pos"]
-    if "img.extra" in p:
-        h = torch.cat([p["img.extra"].expand(h.shape[0], -1, -1), h], 1)
-    for i in range(im["depth"]):
-        h = block(p, f"img.blocks.{i}", h, im["heads"], False)
-    h = ln(p, "img.lnf", h)
-    extra = (1 if im["pool"] == "cls" else 0) + im["registers"]
-    if im["pool"] == "cls":
-        pooled = h[:, 0]
-    elif im["pool"] == "mean":
-        pooled = h[:, extra:].mean(1)
-    else:  # multihead attention pooling with a learned probe
-        toks = h[:, extra:]
-        B, T, _ = toks.shape
-        H = im["heads"]
-        q = lin(p, "img.map.q", p["img.map.probe"]).view(1, H, 1, D // H)
-        k, v = lin(p, "img.map.kv", toks).split(D, -1)
-        k, v = (z.view(B, T, H, D // H).transpose(1, 2) for z in (k, v))
-        a = ((q * k).sum(-1) / math.sqrt(D // H)).softmax(-1)  # [B, H, T]
-        pooled = lin(p, "img.map.proj", (a.unsqueeze(-1) * v).sum(2).reshape(B, D))
-    return F.normalize(pooled @ p["img.head.w"], dim=-1, eps=1e-12)
-
-
-def text_tower(p, cfg, tokens):  # tokens [B, L] int64
-    tx = cfg["text"]
-    h = F.embedding(tokens, p["txt.tok"]) + p["txt.pos"]
-    for i in range(tx["depth"]):
-        h = block(p, f"txt.blocks.{i}", h, tx["heads"], True)
-    h = ln(p, "txt.lnf", h)
-    is_end = tokens == END_ID
-    L = tokens.shape[1]
-    pos = torch.where(is_end.any(1), is_end.int().argmax(1), torch.full((tokens.shape[0],), L - 1))
-    pooled = h[torch.arange(tokens.shape[0]), pos]
-    return F.normalize(pooled @ p["txt.head.w"], dim=-1, eps=1e-12)
 
 
 def param_shapes(cfg, loss):
@@ -214,8 +137,8 @@ def model_case(rng, pool, registers, loss):
     images = rng.uniform(size=(B, 32, 32, 3))
     tokens = np.array([[5, 6, 7, 1, 0, 0], [3, 1, 0, 0, 0, 0], [4, 4, 9, 11, 10, 1], [2, 8, 3, 6, 5, 7]])
     p = {k: t(v).requires_grad_() for k, v in vals.items()}
-    zi = image_tower(p, cfg, t(images))
-    zt = text_tower(p, cfg, torch.tensor(tokens))
+    zi = image_tower(p, cfg["image"], t(images))
+    zt = text_tower(p, cfg["text"], torch.tensor(tokens))
     L = siglip(zi, zt, p["logScale"], p["bias"]) if loss == "siglip" else clip(zi, zt, p["logScale"])
     names = ["img.patch.w", "img.pos", "txt.tok", "txt.blocks.0.attn.qkv.w", "img.lnf.g", "logScale"]
     if pool == "map":

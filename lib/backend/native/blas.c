@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LAB_BLAS_VERSION "lab-blas 1"
+#include "rowops.h"
+
+#define LAB_BLAS_VERSION "lab-blas 2"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -203,6 +205,52 @@ static napi_value SumRows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads (heap, x, a, b, out) with both x and out spanning a·b floats of the heap. */
+static int get_rows_args(napi_env env, napi_callback_info info, Heap *heap, int64_t *v) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv) || !get_heap(env, argv[0], heap) || !get_ints(env, argv + 1, 4, v)) {
+    return 0;
+  }
+  int64_t span = v[1] * v[2];
+  if (v[1] < 0 || v[2] < 0 || !in_heap(heap, v[0], span) || !in_heap(heap, v[3], span)) {
+    napi_throw_range_error(env, NULL, "lab-blas: operand outside the heap");
+    return 0;
+  }
+  return 1;
+}
+
+/* sigmoid(heap, xOff, 1, n, outOff): out = 1 / (1 + exp(-x)). */
+static napi_value Sigmoid(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[4];
+  if (get_rows_args(env, info, &h, v)) lab_sigmoid(h.data + v[0], h.data + v[3], v[1] * v[2]);
+  return NULL;
+}
+
+/* softmaxRows(heap, xOff, rows, cols, outOff): softmax over each row. */
+static napi_value SoftmaxRows(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[4];
+  if (get_rows_args(env, info, &h, v)) lab_softmax_rows(h.data + v[0], h.data + v[3], v[1], v[2]);
+  return NULL;
+}
+
+/* sumCols(heap, xOff, rows, cols, outOff): out[i] = sum_j x[i, j] (out spans rows floats). */
+static napi_value SumCols(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  Heap h;
+  int64_t v[4];
+  if (!get_args(env, info, 5, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 4, v)) {
+    return NULL;
+  }
+  if (v[1] < 0 || v[2] < 0 || !in_heap(&h, v[0], v[1] * v[2]) || !in_heap(&h, v[3], v[1])) {
+    napi_throw_range_error(env, NULL, "lab-blas: sumCols operand outside the heap");
+    return NULL;
+  }
+  lab_sum_cols(h.data + v[0], h.data + v[3], v[1], v[2]);
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -235,6 +283,9 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sumRows", NULL, SumRows, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sigmoid", NULL, Sigmoid, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"softmaxRows", NULL, SoftmaxRows, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sumCols", NULL, SumCols, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"version", NULL, Version, NULL, NULL, NULL, napi_enumerable, NULL},

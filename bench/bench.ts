@@ -1,0 +1,135 @@
+/**
+ * `npm run bench`: the lab's training step against PyTorch on this machine.
+ *
+ * Trains the issue's model (32×32, patch 4, width 128, 4 image + 2 text layers,
+ * batch 256) and the `lab` preset in TF.js (the backend the lab picks) and in
+ * PyTorch at 1 and 2 threads (bench/torch_bench.py), from the same weights, on
+ * the same batches, with the same AdamW schedule, alternating after warm-up; then
+ * checks the losses agree, profiles one lab step, and times evaluation over a
+ * 10 000-image cache and static figure export. Writes bench/results/<date>.json
+ * and the table in bench/README.md.
+ *
+ * `npm run bench -- --smoke` (or BENCH_SMOKE=1): tiny sizes, a couple of steps,
+ * for CI; writes its JSON to the temp folder and leaves README.md alone.
+ */
+import * as os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { backendInfo, initBackend } from '../lib/backend';
+import { loadAddon } from '../lib/backend/native';
+import { createWorld } from '../lib/data/world';
+import { createModel, disposeParams } from '../lib/model/index';
+import { createAdamState, disposeAdamState } from '../lib/optim';
+import { type CaseResult, compareCase, type Plan } from './compare';
+import { type FigureTimes, timeEvaluation, timeFigureExport } from './extras';
+import { labStep, profileStep, rowOpsAB } from './profile';
+import { type BenchResult, gitCommit, machine, markdown, versions, writeResult } from './report';
+import { type BenchCase, benchCases, benchModel, benchOptim, fixedBatches } from './setup';
+import { TorchServer } from './torch';
+
+const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
+const PLAN: Plan = SMOKE
+  ? { warmup: 1, rounds: 1, perRound: 1 }
+  : { warmup: 2, rounds: Number(process.env.BENCH_ROUNDS ?? 5), perRound: 2 };
+const CACHE_IMAGES = SMOKE ? 1000 : 10000;
+const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 4);
+
+/**
+ * Profiles one lab step of `c` (after one unprofiled step to warm up) and,
+ * when the native kernels are on, times steps with and without the row kernels.
+ */
+async function profileCase(c: BenchCase, world: ReturnType<typeof createWorld>, native: boolean) {
+  const model = benchModel(c, world);
+  const [batch] = fixedBatches(world, c.batch, 1);
+  const adam = createAdamState(model.params);
+  let n = 0;
+  const step = () => labStep(model, batch, adam, n++, 100, benchOptim());
+  step();
+  const steps = await profileStep(step);
+  const ab = native ? rowOpsAB(step, SMOKE ? 1 : AB_ROUNDS, backendThreads()) : null;
+  disposeAdamState(adam);
+  disposeParams(model.params);
+  return { profile: { model: c.label, steps }, rowOps: ab };
+}
+
+function backendThreads(): number {
+  return backendInfo()?.threads ?? 1;
+}
+
+function evalModel(world: ReturnType<typeof createWorld>, cases: BenchCase[]) {
+  const c = cases.find((k) => k.key === 'lab') ?? cases[0];
+  return createModel(c.model, 'siglip', world.tokenizer.END, 0);
+}
+
+function printCase(r: CaseResult): void {
+  console.log(`\n${r.label}: ${r.gflopPerStep.toFixed(1)} GFLOP/step`);
+  for (const s of r.sides) {
+    const pct = (100 * s.peakFraction).toFixed(1);
+    console.log(
+      `  ${s.name.padEnd(18)} ${s.msPerStep.toFixed(0).padStart(6)} ms/step (CPU ${s.cpuMsPerStep.toFixed(0)})  ${s.gflops.toFixed(1)} GFLOP/s (${pct}% of peak)  loss ${s.losses.at(-1)!.toFixed(4)}`,
+    );
+  }
+  console.log(`  lab / best PyTorch: ${r.ratioToBestTorch.toFixed(2)}× wall`);
+  console.log(`  lab / PyTorch 1 thread: ${r.cpuRatioToTorch1.toFixed(2)}× CPU time`);
+  console.log(`  losses agree: ${r.loss.ok} (max |Δ| ${r.loss.maxAbsDiff.toExponential(2)})`);
+}
+
+async function main(): Promise<void> {
+  const start = performance.now();
+  const before = os.loadavg();
+  const info = await initBackend();
+  const world = createWorld({ trainScenes: SMOKE ? 300 : 2000, valScenes: 64, testScenes: 64 });
+  const cases = benchCases(world, SMOKE);
+  const torch = new TorchServer();
+  const results: CaseResult[] = [];
+  let torchVersion = '';
+  try {
+    for (const c of cases) {
+      console.log(
+        `[bench] ${c.label}: ${PLAN.warmup} warm-up + ${PLAN.rounds}×${PLAN.perRound} steps per side`,
+      );
+      const r = await compareCase(c, world, torch, PLAN);
+      printCase(r);
+      results.push(r);
+    }
+    torchVersion = torch.version();
+    const torchRss = await torch.maxRssMiB();
+    console.log(`  PyTorch process peak RSS: ${torchRss.toFixed(0)} MiB`);
+    for (const r of results) Object.assign(r.memory, { torchRssMiB: torchRss });
+  } finally {
+    torch.close();
+  }
+  const { profile, rowOps } = await profileCase(cases[0], world, info.native);
+  const model = evalModel(world, cases);
+  const evaluation = timeEvaluation(model, world, CACHE_IMAGES);
+  disposeParams(model.params);
+  // Smoke skips it: starting Chromium alone takes 5-30 s, and the notebooks test savePng.
+  const figure: FigureTimes | null = SMOKE ? null : await timeFigureExport();
+  const addon = loadAddon();
+  const result: BenchResult = {
+    date: new Date().toISOString().slice(0, 19),
+    smoke: SMOKE,
+    machine: machine(),
+    loadavg: { before, after: os.loadavg() },
+    commit: gitCommit(),
+    versions: versions(torchVersion, 'addon' in addon ? addon.addon.version() : null),
+    backend: info.description,
+    cases: results,
+    profile,
+    rowOps,
+    evaluation,
+    figure,
+    runtimeS: (performance.now() - start) / 1000,
+  };
+  console.log(`\n${markdown(result)}`);
+  console.log(`\n[bench] wrote ${writeResult(result)}`);
+  tf.disposeVariables();
+  if (results.some((r) => !r.loss.ok)) {
+    console.error('[bench] lab and PyTorch losses disagree: the comparison is not fair');
+    process.exitCode = 1;
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

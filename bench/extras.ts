@@ -1,0 +1,79 @@
+/**
+ * The non-training parts a notebook waits on: embedding an image cache,
+ * zero-shot and few-shot (prototype) evaluation over it, and static figure export.
+ */
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { World } from '../lib/data/world';
+import { accuracyOf, embedImages, fewShotAccuracy, zeroShotWeights } from '../lib/eval';
+import type { Model } from '../lib/model/index';
+import { closeExporter, lineFigure, savePng } from '../lib/plot';
+import { Rng } from '../lib/rng';
+
+export interface EvalTimes {
+  images: number;
+  embedMs: number; // embedding the cache with the model (once per evaluation)
+  zeroShotMs: number; // class text embeddings + nearest class over the cache
+  fewShotMs: number; // k-shot prototypes for every k and episode, over the cache
+  evalMs: number; // zero-shot + few-shot over the cached embeddings
+}
+
+const SHOTS = [1, 2, 4, 8, 16];
+const EPISODES = 5;
+
+/** Times evaluation of one model over an `n`-image cache (half support, half query). */
+export function timeEvaluation(model: Model, world: World, n: number): EvalTimes {
+  const classes = world.attributes.colours;
+  const templates = ['a {} shape', 'a photo of something {}', 'a {} object'];
+  const batch = world.sampleBatch(new Rng(7), n);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % classes.length);
+  let t = performance.now();
+  const emb = embedImages(model, batch.images);
+  emb.dataSync();
+  const embedMs = performance.now() - t;
+  const half = n / 2;
+  const [support, query] = [tf.slice(emb, 0, half), tf.slice(emb, half, n - half)];
+  const set = (l: Int32Array) => ({ images: new Float32Array(0), labels: l, size: l.length });
+  const [sLab, qLab] = [set(labels.subarray(0, half)), set(labels.subarray(half))];
+  t = performance.now();
+  const w = zeroShotWeights(model, world.tokenizer, classes, templates);
+  accuracyOf(emb, w, labels);
+  const zeroShotMs = performance.now() - t;
+  t = performance.now();
+  for (const k of SHOTS)
+    fewShotAccuracy(support, sLab, query, qLab, classes.length, k, EPISODES, k);
+  const fewShotMs = performance.now() - t;
+  tf.dispose([emb, support, query, w]);
+  return { images: n, embedMs, zeroShotMs, fewShotMs, evalMs: zeroShotMs + fewShotMs };
+}
+
+export interface FigureTimes {
+  firstMs: number; // includes starting Chromium and loading plotly
+  warmMs: number; // a second figure with the exporter running
+}
+
+/** Times `savePng` of a 4-series, 1500-point line figure, cold and warm. */
+export async function timeFigureExport(): Promise<FigureTimes> {
+  const xs = Array.from({ length: 1500 }, (_, i) => i + 1);
+  const series = ['siglip', 'clip', 'lixp', 'llip'].map((name, j) => ({
+    name,
+    x: xs,
+    y: xs.map((x) => Math.exp(-x / 400) * (1 + 0.1 * j) + 0.01 * Math.sin(x)),
+  }));
+  const fig = lineFigure({ title: 'loss', xTitle: 'step', yTitle: 'loss', series });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lab-bench-fig-'));
+  try {
+    let t = performance.now();
+    await savePng(fig, path.join(dir, 'a.png'));
+    const firstMs = performance.now() - t;
+    t = performance.now();
+    await savePng(fig, path.join(dir, 'b.png'));
+    return { firstMs, warmMs: performance.now() - t };
+  } finally {
+    await closeExporter();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The benchmark's outputs: a console table, a JSON result under bench/results/,
+ * and the table between the markers in bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { CaseResult } from './compare';
+import type { EvalTimes, FigureTimes } from './extras';
+import { formatProfile, type RowOpsAB, type StepProfile } from './profile';
+
+export interface BenchResult {
+  date: string;
+  smoke: boolean;
+  machine: { cpus: string[]; cores: number; memGiB: number; node: string; platform: string };
+  loadavg: { before: number[]; after: number[] };
+  commit: string;
+  versions: Record<string, string>;
+  backend: string;
+  cases: CaseResult[];
+  profile: { model: string; steps: StepProfile };
+  rowOps: RowOpsAB | null;
+  evaluation: EvalTimes;
+  figure: FigureTimes | null;
+  runtimeS: number;
+}
+
+const ROOT = path.resolve(__dirname, '..');
+const BEGIN = '<!-- bench:begin -->';
+const END = '<!-- bench:end -->';
+
+export function machine(): BenchResult['machine'] {
+  const cpus = [...new Set(os.cpus().map((c) => c.model.trim()))];
+  const memGiB = os.totalmem() / 2 ** 30;
+  return {
+    cpus,
+    cores: os.cpus().length,
+    memGiB,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
+}
+
+export function gitCommit(): string {
+  try {
+    const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    }).trim();
+    return dirty ? `${sha} (dirty)` : sha;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Versions of what the numbers depend on: tfjs, node, torch, OpenBLAS. */
+export function versions(torch: string, addon: string | null): Record<string, string> {
+  const pkg = (name: string) => {
+    try {
+      return JSON.parse(fs.readFileSync(require.resolve(`${name}/package.json`), 'utf8')).version;
+    } catch {
+      return 'missing';
+    }
+  };
+  return {
+    '@tensorflow/tfjs': pkg('@tensorflow/tfjs'),
+    '@tensorflow/tfjs-backend-wasm': pkg('@tensorflow/tfjs-backend-wasm'),
+    torch,
+    addon: addon ?? 'not loaded',
+    node: process.version,
+  };
+}
+
+const f1 = (x: number) => x.toFixed(1);
+const f0 = (x: number) => x.toFixed(0);
+
+export function trainingTable(cases: CaseResult[]): string {
+  const rows = cases.flatMap((c) =>
+    c.sides.map((s, i) => {
+      const cpuRatio = `${c.cpuRatioToTorch1.toFixed(2)}× CPU vs 1 thread`;
+      const ratio = i === 0 ? `**${c.ratioToBestTorch.toFixed(2)}×** (${cpuRatio})` : '';
+      const mem =
+        i === 0
+          ? `${f0(c.memory.labRssMiB)} MiB RSS, wasm heap ${f0(c.memory.wasmHeapMiB)} MiB`
+          : '';
+      const loss = s.losses.at(-1)!.toFixed(4);
+      const label = i === 0 ? `${c.label}, ${c.gflopPerStep.toFixed(1)} GFLOP/step` : '';
+      return `| ${label} | ${s.name} | ${f0(s.msPerStep)} | ${f0(s.cpuMsPerStep)} | ${ratio} | ${f1(s.gflops)} | ${f1(100 * s.peakFraction)}% | ${loss} | ${mem} |`;
+    }),
+  );
+  return [
+    '| model | runs on | ms/step (median) | CPU ms/step | lab / best PyTorch | GFLOP/s | of peak | loss after last step | peak memory |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+function otherTable(r: BenchResult): string {
+  const e = r.evaluation;
+  const lines = [
+    '| task | ms |',
+    '|---|---|',
+    `| embed a ${e.images}-image cache (\`lab\` preset model) | ${f0(e.embedMs)} |`,
+    `| zero-shot over the cache (8 classes × 3 prompts) | ${f0(e.zeroShotMs)} |`,
+    `| few-shot prototypes over the cache (k = 1, 2, 4, 8, 16; 5 episodes) | ${f0(e.fewShotMs)} |`,
+    `| **zero-shot + few-shot evaluation** | **${f0(e.evalMs)}** |`,
+  ];
+  if (r.figure) {
+    lines.push(
+      `| static figure export (savePng), first (starts Chromium) | ${f0(r.figure.firstMs)} |`,
+    );
+    lines.push(`| static figure export (savePng), warm | ${f0(r.figure.warmMs)} |`);
+  }
+  return lines.join('\n');
+}
+
+function rowOpsLine(r: BenchResult): string {
+  const ab = r.rowOps;
+  if (!ab) return 'Native row kernels: not measured (native kernels off).';
+  const { off, on } = ab;
+  return (
+    `New native kernels (Sigmoid, Softmax, trailing-axis Sum), same step alternating with them off (${ab.rounds} rounds, median): ` +
+    `off ${f0(off.ms)} ms (CPU ${f0(off.cpuMs)}) → on ${f0(on.ms)} ms (CPU ${f0(on.cpuMs)}), ` +
+    `${((100 * (off.cpuMs - on.cpuMs)) / off.cpuMs).toFixed(0)}% less CPU time.`
+  );
+}
+
+export function markdown(r: BenchResult): string {
+  const m = r.machine;
+  const loss = r.cases
+    .map(
+      (c) =>
+        `${c.key}: max |Δloss| ${c.loss.maxAbsDiff.toExponential(1)} over ${c.steps} steps (${c.loss.ok ? 'ok' : 'MISMATCH'})`,
+    )
+    .join('; ');
+  return [
+    `Measured ${r.date}${r.smoke ? ' (smoke mode)' : ''} on ${m.cpus.join(', ')} (${m.cores} cores), node ${m.node}, commit ${r.commit}.`,
+    `Backend: ${r.backend}. PyTorch ${r.versions.torch}. Load average before/after: ${r.loadavg.before.map(f1).join(' ')} / ${r.loadavg.after.map(f1).join(' ')}.`,
+    '',
+    trainingTable(r.cases),
+    '',
+    `Same weights, batches and AdamW schedule on both sides; ${loss}. Peak = ${235} GFLOP/s (matmul peak of this machine).`,
+    '',
+    otherTable(r),
+    '',
+    `Profile of one lab step, ${r.profile.model} (top kernels by time, tf.profile):`,
+    '',
+    formatProfile(r.profile.steps),
+    '',
+    rowOpsLine(r),
+    '',
+    `Whole benchmark: ${f0(r.runtimeS)} s.`,
+  ].join('\n');
+}
+
+/** Writes bench/results/<date>.json and replaces the table in bench/README.md (not when smoke). */
+export function writeResult(r: BenchResult): string {
+  // Smoke runs (CI) leave the committed results alone.
+  const dir = r.smoke ? os.tmpdir() : path.join(ROOT, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${r.date.replace(/[:]/g, '-')}${r.smoke ? '-smoke' : ''}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(r, null, 1)}\n`);
+  const readme = path.join(ROOT, 'bench', 'README.md');
+  if (!r.smoke && fs.existsSync(readme)) {
+    const text = fs.readFileSync(readme, 'utf8');
+    const [a, b] = [text.indexOf(BEGIN), text.indexOf(END)];
+    if (a >= 0 && b > a) {
+      const next = `${text.slice(0, a + BEGIN.length)}\n${markdown(r)}\n${text.slice(b)}`;
+      fs.writeFileSync(readme, next);
+    }
+  }
+  return file;
+}

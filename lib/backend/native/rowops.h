@@ -1,0 +1,91 @@
+/*
+ * Elementwise and row kernels for the TF.js wasm backend, included by blas.c
+ * (the build compiles that one file). After the matmuls went to OpenBLAS, the
+ * stock wasm Sigmoid (scalar expf), Softmax and last-axis Sum were the largest
+ * kernels of a training step (bench/README.md has the profile).
+ *
+ * Loops are written so gcc -O3 vectorises them: exp is a Cephes-style
+ * polynomial with the exponent built from bits (no libm call, relative error
+ * < 2e-7 on [-87, 88]), and row sums keep 8 independent float lanes.
+ * Every kernel gets float offsets into the heap, bounds-checked by the caller.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Lets gcc turn the clamps and compares into vector min/max/blend (IEEE results unchanged). */
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+
+#define EXP_LO -87.3f
+#define EXP_HI 88.3f
+#define LANES 8
+
+/* exp(x) for x clamped to [EXP_LO, EXP_HI]: 2^n · e^r with |r| <= ln2 / 2. */
+static inline float lab_expf(float x) {
+  x = x < EXP_LO ? EXP_LO : (x > EXP_HI ? EXP_HI : x);
+  float n = floorf(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+/* out[i] = 1 / (1 + exp(-x[i])); out may alias x. */
+static void lab_sigmoid(const float *x, float *out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + lab_expf(-x[i]));
+}
+
+/* Sum of one row with LANES independent accumulators (vectorises without -ffast-math). */
+static float row_sum(const float *x, int64_t n) {
+  float acc[LANES] = {0};
+  int64_t j = 0;
+  for (; j + LANES <= n; j += LANES) {
+    for (int l = 0; l < LANES; l++) acc[l] += x[j + l];
+  }
+  float s = 0.0f;
+  for (; j < n; j++) s += x[j];
+  for (int l = 0; l < LANES; l++) s += acc[l];
+  return s;
+}
+
+static float row_max(const float *x, int64_t n) {
+  float acc[LANES];
+  for (int l = 0; l < LANES; l++) acc[l] = -INFINITY;
+  int64_t j = 0;
+  for (; j + LANES <= n; j += LANES) {
+    for (int l = 0; l < LANES; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+  }
+  float m = -INFINITY;
+  for (; j < n; j++) m = x[j] > m ? x[j] : m;
+  for (int l = 0; l < LANES; l++) m = acc[l] > m ? acc[l] : m;
+  return m;
+}
+
+/* Softmax of each row of a [rows, cols] matrix; out may alias x. */
+static void lab_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols) {
+  for (int64_t i = 0; i < rows; i++) {
+    const float *xr = x + i * cols;
+    float *yr = out + i * cols;
+    float m = row_max(xr, cols);
+    if (m == -INFINITY) m = 0.0f; /* an all -inf row: uniform instead of NaN */
+    for (int64_t j = 0; j < cols; j++) yr[j] = lab_expf(xr[j] - m);
+    float inv = 1.0f / row_sum(yr, cols);
+    for (int64_t j = 0; j < cols; j++) yr[j] *= inv;
+  }
+}
+
+/* out[i] = sum_j x[i, j] of a [rows, cols] matrix (a reduction over trailing axes). */
+static void lab_sum_cols(const float *x, float *out, int64_t rows, int64_t cols) {
+  for (int64_t i = 0; i < rows; i++) out[i] = row_sum(x + i * cols, cols);
+}
+
+#pragma GCC pop_options

@@ -1,0 +1,93 @@
+"""The lab's two towers and losses in PyTorch, written from the math, never from
+the TS code: conv2d patch embedding, F.embedding lookup, F.layer_norm, softmax
+attention, quick GELU, MAP pooling, end-of-text pooling, SigLIP and CLIP losses.
+
+Shared by test/reference/make_golden.py (float64 golden values) and
+bench/torch_bench.py (the PyTorch side of `npm run bench`, float32); the dtype
+follows the inputs. Parameter names and layouts match lib/model/*.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+END_ID = 1  # the tokenizer's end-of-text id
+
+
+def ln(p, name, x):
+    return F.layer_norm(x, (x.shape[-1],), p[name + ".g"], p[name + ".b"], eps=1e-5)
+
+
+def lin(p, name, x):
+    y = x @ p[name + ".w"]
+    return y + p[name + ".b"] if name + ".b" in p else y
+
+
+def mha(p, name, x, heads, causal):
+    B, T, D = x.shape
+    q, k, v = lin(p, name + ".qkv", x).split(D, dim=-1)
+    q, k, v = (z.view(B, T, heads, D // heads).transpose(1, 2) for z in (q, k, v))
+    s = q @ k.transpose(-1, -2) / math.sqrt(D // heads)
+    if causal:
+        s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+    o = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
+    return lin(p, name + ".proj", o)
+
+
+def block(p, name, x, heads, causal):
+    x = x + mha(p, name + ".attn", ln(p, name + ".ln1", x), heads, causal)
+    h = lin(p, name + ".fc1", ln(p, name + ".ln2", x))
+    return x + lin(p, name + ".fc2", h * torch.sigmoid(1.702 * h))
+
+
+def map_pool(p, toks, heads):
+    B, T, D = toks.shape
+    q = lin(p, "img.map.q", p["img.map.probe"]).view(1, heads, 1, D // heads)
+    k, v = lin(p, "img.map.kv", toks).split(D, -1)
+    k, v = (z.view(B, T, heads, D // heads).transpose(1, 2) for z in (k, v))
+    a = ((q * k).sum(-1) / math.sqrt(D // heads)).softmax(-1)  # [B, H, T]
+    return lin(p, "img.map.proj", (a.unsqueeze(-1) * v).sum(2).reshape(B, D))
+
+
+def image_tower(p, im, images):  # images [B, S, S, 3] in [0, 1]
+    P, D = im["patch"], im["width"]
+    x = images.permute(0, 3, 1, 2) * 2 - 1
+    w = p["img.patch.w"].T.reshape(D, P, P, 3).permute(0, 3, 1, 2)
+    h = F.conv2d(x, w, p["img.patch.b"], stride=P).flatten(2).transpose(1, 2) + p["img.pos"]
+    extra = (1 if im["pool"] == "cls" else 0) + im["registers"]
+    if extra:
+        h = torch.cat([p["img.extra"].expand(h.shape[0], -1, -1), h], 1)
+    for i in range(im["depth"]):
+        h = block(p, f"img.blocks.{i}", h, im["heads"], False)
+    h = ln(p, "img.lnf", h)
+    if im["pool"] == "cls":
+        pooled = h[:, 0]
+    elif im["pool"] == "mean":
+        pooled = h[:, extra:].mean(1)
+    else:
+        pooled = map_pool(p, h[:, extra:], im["heads"])
+    return F.normalize(pooled @ p["img.head.w"], dim=-1, eps=1e-12)
+
+
+def text_tower(p, tx, tokens):  # tokens [B, L] int64
+    h = F.embedding(tokens, p["txt.tok"]) + p["txt.pos"]
+    for i in range(tx["depth"]):
+        h = block(p, f"txt.blocks.{i}", h, tx["heads"], True)
+    h = ln(p, "txt.lnf", h)
+    is_end = tokens == END_ID
+    L = tokens.shape[1]
+    pos = torch.where(is_end.any(1), is_end.int().argmax(1), torch.full((tokens.shape[0],), L - 1))
+    pooled = h[torch.arange(tokens.shape[0]), pos]
+    return F.normalize(pooled @ p["txt.head.w"], dim=-1, eps=1e-12)
+
+
+def siglip(img, txt, log_scale, bias):
+    logits = torch.exp(log_scale) * img @ txt.T + bias
+    labels = 2 * torch.eye(img.shape[0]) - 1
+    return -F.logsigmoid(labels * logits).sum() / img.shape[0]
+
+
+def clip(img, txt, log_scale):
+    logits = torch.exp(log_scale) * img @ txt.T
+    target = torch.arange(img.shape[0])
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
