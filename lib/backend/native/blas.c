@@ -171,6 +171,29 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* How many floats a row kernel writes: one per element, per row or per column. */
+typedef enum { OUT_ALL, OUT_ROWS, OUT_COLS } OutSpan;
+
+/*
+ * Reads (heap, x, rows, cols, out) into v = {x, rows, cols, out} and checks that
+ * x spans rows·cols floats and out the span `kind` says; throws naming `what`.
+ */
+static int get_rows_args(napi_env env, napi_callback_info info, Heap *heap, int64_t *v, OutSpan kind,
+                         const char *what) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv) || !get_heap(env, argv[0], heap) || !get_ints(env, argv + 1, 4, v)) {
+    return 0;
+  }
+  int64_t out_len = kind == OUT_ALL ? v[1] * v[2] : kind == OUT_ROWS ? v[1] : v[2];
+  if (v[1] < 0 || v[2] < 0 || !in_heap(heap, v[0], v[1] * v[2]) || !in_heap(heap, v[3], out_len)) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "lab-blas: %s operand outside the heap", what);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
 /*
  * sumRows(heap, xOff, rows, cols, outOff): out[j] = sum_i x[i, j].
  * Reducing leading axes (bias gradients) is a column sum; stock wasm
@@ -178,17 +201,10 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
  * time so the inner loop streams memory and vectorises.
  */
 static napi_value SumRows(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
   Heap heap;
   int64_t v[4];
-  if (!get_args(env, info, 5, argv) || !get_heap(env, argv[0], &heap) || !get_ints(env, argv + 1, 4, v)) {
-    return NULL;
-  }
+  if (!get_rows_args(env, info, &heap, v, OUT_COLS, "sumRows")) return NULL;
   int64_t x = v[0], rows = v[1], cols = v[2], out = v[3];
-  if (rows < 0 || cols < 0 || !in_heap(&heap, x, rows * cols) || !in_heap(&heap, out, cols)) {
-    napi_throw_range_error(env, NULL, "lab-blas: sumRows operand outside the heap");
-    return NULL;
-  }
   if (cols == 0) return NULL;
   double *acc = calloc((size_t)cols, sizeof(double));
   if (acc == NULL) {
@@ -205,25 +221,11 @@ static napi_value SumRows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Reads (heap, x, a, b, out) with both x and out spanning a·b floats of the heap. */
-static int get_rows_args(napi_env env, napi_callback_info info, Heap *heap, int64_t *v) {
-  napi_value argv[5];
-  if (!get_args(env, info, 5, argv) || !get_heap(env, argv[0], heap) || !get_ints(env, argv + 1, 4, v)) {
-    return 0;
-  }
-  int64_t span = v[1] * v[2];
-  if (v[1] < 0 || v[2] < 0 || !in_heap(heap, v[0], span) || !in_heap(heap, v[3], span)) {
-    napi_throw_range_error(env, NULL, "lab-blas: operand outside the heap");
-    return 0;
-  }
-  return 1;
-}
-
 /* sigmoid(heap, xOff, 1, n, outOff): out = 1 / (1 + exp(-x)). */
 static napi_value Sigmoid(napi_env env, napi_callback_info info) {
   Heap h;
   int64_t v[4];
-  if (get_rows_args(env, info, &h, v)) lab_sigmoid(h.data + v[0], h.data + v[3], v[1] * v[2]);
+  if (get_rows_args(env, info, &h, v, OUT_ALL, "sigmoid")) lab_sigmoid(h.data + v[0], h.data + v[3], v[1] * v[2]);
   return NULL;
 }
 
@@ -231,22 +233,15 @@ static napi_value Sigmoid(napi_env env, napi_callback_info info) {
 static napi_value SoftmaxRows(napi_env env, napi_callback_info info) {
   Heap h;
   int64_t v[4];
-  if (get_rows_args(env, info, &h, v)) lab_softmax_rows(h.data + v[0], h.data + v[3], v[1], v[2]);
+  if (get_rows_args(env, info, &h, v, OUT_ALL, "softmaxRows")) lab_softmax_rows(h.data + v[0], h.data + v[3], v[1], v[2]);
   return NULL;
 }
 
 /* sumCols(heap, xOff, rows, cols, outOff): out[i] = sum_j x[i, j] (out spans rows floats). */
 static napi_value SumCols(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
   Heap h;
   int64_t v[4];
-  if (!get_args(env, info, 5, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 4, v)) {
-    return NULL;
-  }
-  if (v[1] < 0 || v[2] < 0 || !in_heap(&h, v[0], v[1] * v[2]) || !in_heap(&h, v[3], v[1])) {
-    napi_throw_range_error(env, NULL, "lab-blas: sumCols operand outside the heap");
-    return NULL;
-  }
+  if (!get_rows_args(env, info, &h, v, OUT_ROWS, "sumCols")) return NULL;
   lab_sum_cols(h.data + v[0], h.data + v[3], v[1], v[2]);
   return NULL;
 }
