@@ -128,6 +128,11 @@ test('addon rejects offsets outside the heap', (t) => {
   assert.throws(() => addon.sumCols(heap, 0, 4, 5, 0), RangeError);
   assert.throws(() => addon.sigmoid(heap, 8, 1, 9, 0), RangeError);
   assert.throws(() => addon.softmaxRows(heap, 0, 2, 4, 12), RangeError);
+  // copyStrided(heap, rank, src, dst, ...shape, ...srcStrides, ...dstStrides)
+  assert.throws(() => addon.copyStrided(heap, 2, 0, 8, 3, 3, 3, 1, 3, 1), RangeError);
+  assert.throws(() => addon.copyStrided(heap, 1, 0, 8, 4, -1, 1), RangeError);
+  assert.throws(() => addon.copyStrided(heap, 2, 0, 8, 2, 2, 2, 1), RangeError);
+  assert.throws(() => addon.copyStrided(heap, 9, 0, 0, ...new Array(27).fill(1)), RangeError);
   assert.match(addon.version(), /OpenBLAS/);
 });
 
@@ -448,4 +453,108 @@ test('quick GELU and layer norm (sigmoid, trailing sums) match stock with gradie
   const ln = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
     layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D);
   checkVsStock('layerNorm', ln, [rand([64, 48]), rand([48]), rand([48])], 1e-4);
+});
+
+/** Data movement must be exact: native and stock results compared bit for bit, gradients too. */
+function checkCopyVsStock(
+  what: string,
+  f: (...x: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
+  xs: tf.Tensor[],
+) {
+  tf.tidy(() => {
+    const outs = () => [f(...xs)].flat();
+    const dys = outs().map((y) => rand(y.shape));
+    const loss = (...x: tf.Tensor[]) =>
+      tf.addN([f(...x)].flat().map((y, i) => tf.sum(tf.mul(y, dys[i])))) as tf.Scalar;
+    const run = () => ({
+      y: outs().map((y) => [y.shape, Array.from(y.dataSync())]),
+      g: tf
+        .grads(loss)(xs)
+        .map((g) => Array.from(g.dataSync())),
+    });
+    const native = run();
+    const stockOut = withStock(run);
+    assert.deepEqual(native.y, stockOut.y, `${what} value`);
+    assert.deepEqual(native.g, stockOut.g, `${what} grad`);
+  });
+}
+
+test('Transpose, Slice, SplitV, Concat: native equals stock exactly, with gradients', (t) => {
+  if (missing) return t.skip(missing);
+  const perms: [number[], number[]][] = [
+    [
+      [7, 5],
+      [1, 0],
+    ],
+    [
+      [64, 48],
+      [1, 0],
+    ],
+    [
+      [33, 17],
+      [1, 0],
+    ],
+    [
+      [4, 17, 4, 16],
+      [0, 2, 1, 3],
+    ], // split heads
+    [
+      [2, 3, 40, 20],
+      [0, 3, 2, 1],
+    ],
+    [
+      [2, 1, 5, 1, 3],
+      [4, 3, 2, 1, 0],
+    ],
+    [[6], [0]],
+  ];
+  for (const [shape, perm] of perms) {
+    checkCopyVsStock(`transpose ${shape} ${perm}`, (x) => tf.transpose(x, perm), [rand(shape)]);
+  }
+  const slices: [number[], number[], number[]][] = [
+    [
+      [64, 192],
+      [0, 64],
+      [64, 64],
+    ],
+    [
+      [5, 7, 9],
+      [1, 2, 3],
+      [3, -1, 4],
+    ],
+    [
+      [5, 7, 9],
+      [2, 0, 0],
+      [1, 7, 9],
+    ], // contiguous
+    [[10], [3], [0]], // empty
+  ];
+  for (const [shape, begin, size] of slices) {
+    checkCopyVsStock(`slice ${shape} ${begin} ${size}`, (x) => tf.slice(x, begin, size), [
+      rand(shape),
+    ]);
+  }
+  checkCopyVsStock('split qkv', (x) => tf.split(x, 3, 1), [rand([68, 192])]);
+  checkCopyVsStock('split sizes', (x) => tf.split(x, [2, 0, -1], 2), [rand([3, 4, 9])]);
+  checkCopyVsStock('split axis 0', (x) => tf.split(x, 2, 0), [rand([8, 5])]);
+  checkCopyVsStock('concat axis 1', (a, b) => tf.concat([a, b], 1), [rand([9, 4]), rand([9, 7])]);
+  checkCopyVsStock('concat axis 0', (a, b) => tf.concat([a, b], 0), [
+    rand([2, 3, 5]),
+    rand([4, 3, 5]),
+  ]);
+  checkCopyVsStock('concat 3 inputs', (a, b, c) => tf.concat([a, b, c], -1), [
+    rand([2, 3, 1]),
+    rand([2, 3, 6]),
+    rand([2, 3, 2]),
+  ]);
+  checkCopyVsStock('concat with empty', (a, b) => tf.concat([a, b], 0), [
+    rand([0, 4]),
+    rand([3, 4]),
+  ]);
+  tf.tidy(() => {
+    // int32 falls back to the stock kernel and still works.
+    const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32');
+    assert.deepEqual(Array.from(tf.transpose(x).dataSync()), [1, 4, 2, 5, 3, 6]);
+    assert.deepEqual(tf.split(x, 3, 1)[2].arraySync(), [[3], [6]]);
+  });
 });

@@ -2,20 +2,23 @@
  * Native OpenBLAS kernels for the TF.js wasm backend (see shared facts/speed.md).
  *
  * Everything stays on the wasm backend; only `BatchMatMul`, `_FusedMatMul`,
- * `Sum` (leading or trailing axes), `Sigmoid` and `Softmax` are swapped for
- * kernels that call the C addon (lib/backend/native/blas.c, rowops.h/.ts)
- * directly on the wasm heap, so no tensor is copied. Gradients run through the
- * same kernels. The stock kernels are kept and used for every case we do not
- * handle. LAB_NATIVE_ROWOPS=0 keeps stock Sigmoid/Softmax and trailing-axis Sum (matmuls
- * stay native), for before/after measurements.
+ * `Sum` (leading or trailing axes), `Sigmoid`, `Softmax` and the data-movement
+ * kernels `Transpose`, `Slice`, `SplitV`, `Concat` are swapped for kernels that
+ * call the C addon (lib/backend/native/blas.c, rowops.h/.ts, copyops.h/.ts)
+ * directly on the wasm heap, so no tensor is copied to or from it. Gradients
+ * run through the same kernels. The stock kernels are kept and used for every
+ * case we do not handle. LAB_NATIVE_ROWOPS=0 keeps stock Sigmoid/Softmax and
+ * trailing-axis Sum, LAB_NATIVE_COPY=0 the stock data-movement kernels (the
+ * matmuls stay native), for before/after measurements.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { COPY_KERNELS, type CopyAddon } from './native/copyops';
 import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
 
 /** The addon's exports; numbers are float offsets into the heap, booleans are 0/1. */
-export interface BlasAddon extends RowAddon {
+export interface BlasAddon extends RowAddon, CopyAddon {
   sgemm(heap: Float32Array, ...args: number[]): void;
   setThreads(n: number): void;
   getThreads(): number;
@@ -228,23 +231,43 @@ function rowKernel(name: string): tf.KernelFunc {
     })) as tf.KernelFunc;
 }
 
+/** A kernel of copyops.ts bound to the addon and to its stock fallback. */
+function copyKernel(name: string): tf.KernelFunc {
+  const kernel = COPY_KERNELS[name];
+  return ((args: KernelArgs) =>
+    kernel(args, {
+      addon: mustAddon(),
+      fallback: () => stock!.get(name)!.kernelFunc(args) as tf.TensorInfo | tf.TensorInfo[],
+    })) as tf.KernelFunc;
+}
+
+const MATMUL_KERNELS = ['BatchMatMul', '_FusedMatMul'];
+
 const KERNELS: Record<string, tf.KernelFunc> = {
   BatchMatMul: batchMatMul as tf.KernelFunc,
   _FusedMatMul: fusedMatMul as tf.KernelFunc,
   ...Object.fromEntries(Object.keys(ROW_KERNELS).map((name) => [name, rowKernel(name)])),
+  ...Object.fromEntries(Object.keys(COPY_KERNELS).map((name) => [name, copyKernel(name)])),
 };
 
 /** Whether the row kernels of rowops.ts are on (set at registration). */
 let rowOps = true;
 
 /**
- * The kernels to replace: all, or only the matmuls and leading-axis Sum (the
- * first native set) when LAB_NATIVE_ROWOPS=0 or the addon predates the row
- * kernels (a stale build/native/blas.node).
+ * The kernels to replace. The matmuls and leading-axis Sum always; the row
+ * kernels (rowops.ts) unless LAB_NATIVE_ROWOPS=0, the copy kernels (copyops.ts)
+ * unless LAB_NATIVE_COPY=0 (both switches exist for before/after
+ * measurements); either set is skipped when the addon predates it (a stale
+ * build/native/blas.node).
  */
 function replaced(addon: BlasAddon): string[] {
   rowOps = process.env.LAB_NATIVE_ROWOPS !== '0' && typeof addon.softmaxRows === 'function';
-  return rowOps ? Object.keys(KERNELS) : ['BatchMatMul', '_FusedMatMul', 'Sum'];
+  const copyOps = process.env.LAB_NATIVE_COPY !== '0' && typeof addon.copyStrided === 'function';
+  return [
+    ...MATMUL_KERNELS,
+    ...Object.keys(ROW_KERNELS).filter((name) => rowOps || name === 'Sum'),
+    ...(copyOps ? Object.keys(COPY_KERNELS) : []),
+  ];
 }
 
 /** Swaps one wasm kernel, keeping setup/dispose of the stock one (its C bindings). */

@@ -18,9 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copyops.h"
 #include "rowops.h"
 
-#define LAB_BLAS_VERSION "lab-blas 2"
+#define LAB_BLAS_VERSION "lab-blas 3"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -246,6 +247,58 @@ static napi_value SumCols(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Floats from a strided view's first element to its last, inclusive (0 when empty). */
+static int64_t strided_span(const int64_t *shape, const int64_t *strides, int rank) {
+  int64_t span = 1;
+  for (int d = 0; d < rank; d++) {
+    if (shape[d] == 0) return 0;
+    span += (shape[d] - 1) * strides[d];
+  }
+  return span;
+}
+
+/*
+ * copyStrided(heap, rank, srcOff, dstOff, ...shape, ...srcStrides, ...dstStrides):
+ * dst[Σ i_d·dstStride_d] = src[Σ i_d·srcStride_d] for every i < shape (copyops.h).
+ * Strides must be >= 0; both views must lie inside the heap.
+ */
+static napi_value CopyStrided(napi_env env, napi_callback_info info) {
+  napi_value argv[4 + 3 * COPY_MAX_RANK];
+  size_t argc = sizeof argv / sizeof argv[0];
+  Heap heap;
+  int64_t head[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      !get_heap(env, argv[0], &heap) || !get_ints(env, argv + 1, 3, head)) {
+    if (argc < 4) napi_throw_type_error(env, NULL, "lab-blas: copyStrided needs (heap, rank, src, dst, ...)");
+    return NULL;
+  }
+  int64_t rank = head[0], src = head[1], dst = head[2];
+  if (rank < 1 || rank > COPY_MAX_RANK || argc != (size_t)(4 + 3 * rank)) {
+    napi_throw_range_error(env, NULL, "lab-blas: copyStrided rank must be 1..8 with 3·rank sizes");
+    return NULL;
+  }
+  CopyPlan p = {.rank = (int)rank};
+  if (!get_ints(env, argv + 4, (size_t)rank, p.shape) || !get_ints(env, argv + 4 + rank, (size_t)rank, p.ss) ||
+      !get_ints(env, argv + 4 + 2 * rank, (size_t)rank, p.ds)) {
+    return NULL;
+  }
+  for (int d = 0; d < rank; d++) {
+    if (p.shape[d] < 0 || p.ss[d] < 0 || p.ds[d] < 0) {
+      napi_throw_range_error(env, NULL, "lab-blas: copyStrided sizes and strides must be >= 0");
+      return NULL;
+    }
+  }
+  int64_t src_span = strided_span(p.shape, p.ss, p.rank), dst_span = strided_span(p.shape, p.ds, p.rank);
+  if (dst_span == 0) return NULL;
+  if (!in_heap(&heap, src, src_span) || !in_heap(&heap, dst, dst_span)) {
+    napi_throw_range_error(env, NULL, "lab-blas: copyStrided operand outside the heap");
+    return NULL;
+  }
+  copy_simplify(&p);
+  copy_strided(heap.data + src, heap.data + dst, &p);
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -281,6 +334,7 @@ NAPI_MODULE_INIT() {
       {"sigmoid", NULL, Sigmoid, NULL, NULL, NULL, napi_enumerable, NULL},
       {"softmaxRows", NULL, SoftmaxRows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sumCols", NULL, SumCols, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyStrided", NULL, CopyStrided, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"version", NULL, Version, NULL, NULL, NULL, napi_enumerable, NULL},
