@@ -2,14 +2,15 @@
  * Picks the fastest TF.js backend that loads on this machine and says which
  * one in a single line, so every notebook and run log records what it ran on.
  *
- * Order: tfjs-node-gpu > tfjs-node > wasm (+ OpenBLAS matmul when the addon is
- * built) > cpu. The native bindings of tfjs-node rarely install (they download
- * libtensorflow), so wasm + OpenBLAS is the usual path: about 4x faster on a
- * plain matmul and ~70x on the transposed ones of backprop (facts/speed.md).
+ * Order: tfjs-node-gpu > tfjs-node > wasm (+ native kernels when the addon is
+ * built: oneDNN or OpenBLAS matmuls, see backend/native.ts) > cpu. The native
+ * bindings of tfjs-node rarely install (they download libtensorflow), so wasm +
+ * native kernels is the usual path (bench/README.md has the numbers).
  *
  * Env: LAB_BACKEND=tensorflow|wasm|cpu forces one; LAB_NATIVE=0 keeps the stock
- * wasm matmul; LAB_THREADS=n sets the OpenBLAS thread count. Options passed in
- * code win over the env.
+ * wasm kernels; LAB_THREADS=n sets the matmul thread count; LAB_GEMM=openblas
+ * uses OpenBLAS even when oneDNN is built in. Options passed in code win over
+ * the env.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -145,8 +146,9 @@ async function setupWasm(opts: BackendOptions): Promise<BackendInfo> {
   }
   const threads = threadCount();
   try {
-    registerNativeKernels(threads);
-    const description = `wasm + OpenBLAS sgemm (${threads} thread${threads > 1 ? 's' : ''})`;
+    const version = registerNativeKernels(threads);
+    const gemm = version.includes('oneDNN') ? 'oneDNN' : 'OpenBLAS';
+    const description = `wasm + native kernels, ${gemm} sgemm (${threads} thread${threads > 1 ? 's' : ''})`;
     return { name: 'wasm', native: true, threads, description };
   } catch (e) {
     const reason = firstLine(e).replace(/^\[lab\] native matmul: /, '');

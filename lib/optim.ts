@@ -4,6 +4,7 @@
  * as SigLIP and Llip use to stabilise contrastive pretraining.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ADAMW, type AdamWAttrs, hasKernel } from './backend/kernels';
 import type { ParamSpecs, Params } from './model/params';
 
 export interface OptimConfig {
@@ -64,9 +65,13 @@ export function globalNorm(ts: tf.Tensor[]): tf.Scalar {
   return tf.tidy(() => tf.sqrt(tf.addN(ts.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
 }
 
+type Update = (n: string, scale: tf.Tensor, hyper: AdamWAttrs) => tf.Tensor1D;
+
 /**
  * One AdamW update, in place. Returns scalars [gradNorm, paramNorm, updateNorm]
  * (before clipping for gradNorm) as one tensor so the caller syncs once.
+ * Runs the backend's fused kernel (lib/backend/kernels.ts) when it has one
+ * (`fused` overrides, for tests), else the same maths as TF.js ops.
  */
 export function adamwStep(
   params: Params,
@@ -75,6 +80,7 @@ export function adamwStep(
   state: AdamState,
   lr: number,
   o: OptimConfig,
+  fused = hasKernel(ADAMW),
 ): tf.Tensor1D {
   state.t += 1;
   const bc1 = 1 - o.beta1 ** state.t;
@@ -84,18 +90,61 @@ export function adamwStep(
     const gNorm = globalNorm(names.map((n) => grads[n]));
     const scale =
       o.gradClip > 0 ? tf.minimum(1, tf.div(o.gradClip, tf.add(gNorm, 1e-6))) : tf.scalar(1);
-    const updates: tf.Tensor[] = [];
-    for (const n of names) {
-      const p = params[n];
-      const g = tf.mul(grads[n], scale);
-      state.m[n].assign(tf.add(tf.mul(state.m[n], o.beta1), tf.mul(g, 1 - o.beta1)));
-      state.v[n].assign(tf.add(tf.mul(state.v[n], o.beta2), tf.mul(tf.square(g), 1 - o.beta2)));
-      let u = tf.div(tf.div(state.m[n], bc1), tf.add(tf.sqrt(tf.div(state.v[n], bc2)), o.eps));
-      if (specs[n]?.decay && o.weightDecay > 0) u = tf.add(u, tf.mul(p, o.weightDecay));
-      const step = tf.mul(u, lr);
-      updates.push(step);
-      p.assign(tf.sub(p, step));
-    }
-    return tf.stack([gNorm, globalNorm(Object.values(params)), globalNorm(updates)]) as tf.Tensor1D;
+    const { beta1, beta2, eps } = o;
+    const base = { lr, beta1, beta2, eps, bc1, bc2 };
+    const update: Update = (n, sc, hyper) =>
+      fused
+        ? fusedUpdate(params[n], grads[n], state.m[n], state.v[n], sc, hyper)
+        : compositeUpdate(params[n], grads[n], state.m[n], state.v[n], sc, hyper);
+    // [Σ step², Σ param'²] of each parameter
+    const sq = names.map((n) => {
+      const weightDecay = specs[n]?.decay && o.weightDecay > 0 ? o.weightDecay : 0;
+      return update(n, scale, { ...base, weightDecay });
+    });
+    const rest = Object.keys(params).filter((n) => !grads[n]);
+    for (const n of rest)
+      sq.push(tf.stack([tf.scalar(0), tf.sum(tf.square(params[n]))]) as tf.Tensor1D);
+    const [stepSq, paramSq] = tf.unstack(tf.sum(tf.stack(sq), 0));
+    return tf.stack([gNorm, tf.sqrt(paramSq), tf.sqrt(stepSq)]) as tf.Tensor1D;
   });
+}
+
+/**
+ * AdamW as TF.js ops: m' = β1 m + (1-β1) g, v' = β2 v + (1-β2) g²,
+ * p' = p - lr·(m'/bc1 / (sqrt(v'/bc2) + eps) + wd·p), with g = grad · scale.
+ */
+function compositeUpdate(
+  p: tf.Variable,
+  grad: tf.Tensor,
+  m: tf.Variable,
+  v: tf.Variable,
+  scale: tf.Tensor,
+  a: AdamWAttrs,
+): tf.Tensor1D {
+  const g = tf.mul(grad, scale);
+  m.assign(tf.add(tf.mul(m, a.beta1), tf.mul(g, 1 - a.beta1)));
+  v.assign(tf.add(tf.mul(v, a.beta2), tf.mul(tf.square(g), 1 - a.beta2)));
+  let u = tf.div(tf.div(m, a.bc1), tf.add(tf.sqrt(tf.div(v, a.bc2)), a.eps));
+  if (a.weightDecay > 0) u = tf.add(u, tf.mul(p, a.weightDecay));
+  const step = tf.mul(u, a.lr);
+  p.assign(tf.sub(p, step));
+  return tf.stack([tf.sum(tf.square(step)), tf.sum(tf.square(p))]) as tf.Tensor1D;
+}
+
+/** The same update in one call of the backend's fused kernel. */
+function fusedUpdate(
+  p: tf.Variable,
+  grad: tf.Tensor,
+  m: tf.Variable,
+  v: tf.Variable,
+  scale: tf.Tensor,
+  a: AdamWAttrs,
+): tf.Tensor1D {
+  const inputs = { param: p, grad, m, v, scale };
+  const attrs = a as unknown as tf.NamedAttrMap;
+  const [p2, m2, v2, stats] = tf.engine().runKernel(ADAMW, inputs, attrs) as tf.Tensor[];
+  p.assign(p2);
+  m.assign(m2);
+  v.assign(v2);
+  return stats as tf.Tensor1D;
 }

@@ -2,7 +2,7 @@
 # Debian packages the lab needs (see environment.md). Skips apt when all are present.
 set -euo pipefail
 PKGS=(jupyter-nbconvert jupyter-client python3-nbclient jupyter-notebook chromium
-      dataset-fashion-mnist libopenblas-dev build-essential redis-server)
+      dataset-fashion-mnist libopenblas-dev libdnnl-dev build-essential redis-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

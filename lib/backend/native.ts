@@ -15,12 +15,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { COPY_KERNELS, type CopyAddon } from './native/copyops';
+import { FUSED_KERNELS, type FusedAddon } from './native/fused';
 import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
 
 /** The addon's exports; numbers are float offsets into the heap, booleans are 0/1. */
-export interface BlasAddon extends RowAddon, CopyAddon {
+export interface BlasAddon extends RowAddon, CopyAddon, FusedAddon {
   sgemm(heap: Float32Array, ...args: number[]): void;
   setThreads(n: number): void;
+  /** 'dnnl' or 'openblas'; false when the addon was built without oneDNN */
+  setGemm(name: 'dnnl' | 'openblas'): boolean;
   getThreads(): number;
   version(): string;
 }
@@ -276,14 +279,42 @@ function replaceKernel(config: tf.KernelConfig, kernelFunc: tf.KernelFunc): void
   tf.registerKernel({ ...config, kernelFunc });
 }
 
+/** The lab's own fused kernels registered by us (lib/backend/kernels.ts), to unregister on restore. */
+let added: string[] = [];
+
 /**
- * Registers the native kernels on backend 'wasm' (idempotent) and sets the
- * OpenBLAS thread count. Throws with the reason when the addon is unusable.
+ * The fused kernels to add: all unless LAB_NATIVE_FUSED=0 (before/after
+ * measurements) or the addon predates them.
+ */
+function fusedToAdd(addon: BlasAddon): string[] {
+  const on = process.env.LAB_NATIVE_FUSED !== '0' && typeof addon.adamw === 'function';
+  return on ? Object.keys(FUSED_KERNELS) : [];
+}
+
+/**
+ * The library behind the native matmuls: oneDNN when the addon was built with
+ * it (AVX-512 aware), else OpenBLAS; LAB_GEMM=openblas|dnnl picks one.
+ */
+export function selectGemm(addon: BlasAddon): 'oneDNN' | 'OpenBLAS' {
+  const want = process.env.LAB_GEMM ?? 'dnnl';
+  if (want !== 'dnnl' && want !== 'openblas') {
+    throw new Error(`LAB_GEMM=${want}: expected dnnl or openblas`);
+  }
+  const dnnl = want === 'dnnl' && typeof addon.setGemm === 'function' && addon.setGemm('dnnl');
+  if (!dnnl && typeof addon.setGemm === 'function') addon.setGemm('openblas');
+  return dnnl ? 'oneDNN' : 'OpenBLAS';
+}
+
+/**
+ * Registers the native kernels on backend 'wasm' (idempotent), picks the
+ * matmul library (selectGemm) and sets its thread count. Throws with the
+ * reason when the addon is unusable.
  * @returns the addon's version string.
  */
 export function registerNativeKernels(threads: number): string {
   const addon = mustAddon();
   addon.setThreads(threads);
+  selectGemm(addon);
   if (stock) return addon.version();
   const saved = new Map<string, tf.KernelConfig>();
   const names = replaced(addon);
@@ -294,16 +325,24 @@ export function registerNativeKernels(threads: number): string {
   }
   stock = saved;
   for (const name of names) replaceKernel(saved.get(name)!, KERNELS[name]);
+  added = fusedToAdd(addon);
+  for (const name of added) {
+    const kernel = FUSED_KERNELS[name];
+    const kernelFunc = ((args: KernelArgs) => kernel(args, mustAddon())) as tf.KernelFunc;
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc });
+  }
   return addon.version();
 }
 
-/** Puts the stock wasm kernels back (tests compare both in one process). */
+/** Puts the stock wasm kernels back and removes the fused ones (tests compare both in one process). */
 export function restoreStockKernels(): void {
   if (!stock) return;
   for (const config of stock.values()) {
     tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel(config);
   }
+  for (const name of added) tf.unregisterKernel(name, 'wasm');
+  added = [];
   stock = null;
 }
 

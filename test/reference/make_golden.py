@@ -155,6 +155,37 @@ def model_case(rng, pool, registers, loss):
     }
 
 
+# ---------------------------------------------------------------- optimizer
+
+
+def adamw_case():
+    """torch.optim.AdamW with global-norm clipping, decay on matrices only, a
+    changing lr; its own generator so adding it left the other fixtures alone."""
+    rng = np.random.default_rng(7)
+    cfg = {"beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "weightDecay": 0.1, "gradClip": 1.0}
+    shapes = {"w": [5, 4], "b": [4], "s": [1]}
+    decay = {"w": True, "b": False, "s": False}
+    init = {n: rng.normal(size=s) for n, s in shapes.items()}
+    params = {n: torch.nn.Parameter(t(v)) for n, v in init.items()}
+    groups = [{"params": [params[n] for n in shapes if decay[n]], "weight_decay": cfg["weightDecay"]},
+              {"params": [params[n] for n in shapes if not decay[n]], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=1.0, betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"])
+    steps = []
+    for i, (lr, gscale) in enumerate([(1e-2, 0.1), (2e-2, 3.0), (5e-3, 0.2), (1e-2, 10.0)]):
+        grads = {n: rng.normal(size=s) * gscale for n, s in shapes.items()}
+        for n, p in params.items():
+            p.grad = t(grads[n])
+        norm = torch.nn.utils.clip_grad_norm_(list(params.values()), cfg["gradClip"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        steps.append({"lr": lr, "grads": {n: np.ravel(g).tolist() for n, g in grads.items()},
+                      "gradNorm": norm.item(),
+                      "params": {n: p.detach().numpy().ravel().tolist() for n, p in params.items()}})
+    return {"config": cfg, "shapes": shapes, "decay": decay,
+            "init": {n: np.ravel(v).tolist() for n, v in init.items()}, "steps": steps}
+
+
 def main():
     rng = np.random.default_rng(20251123)
     golden = {
@@ -164,6 +195,7 @@ def main():
         "ops": op_cases(rng),
         "models": [model_case(rng, "map", 1, "siglip"), model_case(rng, "cls", 2, "clip"),
                    model_case(rng, "mean", 0, "siglip")],
+        "adamw": adamw_case(),
     }
     path = os.path.join(HERE, "golden.json")
     tmp = path + ".tmp"

@@ -13,15 +13,32 @@
  */
 #include <cblas.h>
 #include <node_api.h>
+#ifdef LAB_DNNL
+#include <dnnl.h>
+#include <omp.h>
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "copyops.h"
+#include "fusedops.h"
 #include "rowops.h"
 
-#define LAB_BLAS_VERSION "lab-blas 3"
+#define LAB_BLAS_VERSION "lab-blas 5"
+
+/*
+ * Which sgemm runs the matmuls. oneDNN (built in when dnnl.h was found) picks
+ * AVX-512 kernels itself; Debian's OpenBLAS runs AVX2 ones here (the
+ * environment pins OPENBLAS_CORETYPE=Haswell), about half as fast on this CPU.
+ */
+enum { GEMM_OPENBLAS, GEMM_DNNL };
+#ifdef LAB_DNNL
+static int gemm_impl = GEMM_DNNL;
+#else
+static int gemm_impl = GEMM_OPENBLAS;
+#endif
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -114,6 +131,19 @@ static void relu(float *c, int64_t n) {
   for (int64_t i = 0; i < n; i++) c[i] = c[i] > 0.0f ? c[i] : 0.0f;
 }
 
+/* C[m, n] = op(A) op(B) + beta·C, all row-major, through the chosen library. */
+static void row_major_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                            const float *b, int64_t ldb, float beta, float *c) {
+#ifdef LAB_DNNL
+  if (gemm_impl == GEMM_DNNL &&
+      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, n) == dnnl_success) {
+    return;
+  }
+#endif
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+              1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)n);
+}
+
 static void run_gemm(float *heap, const Gemm *g) {
   int64_t m = g->m, batch = g->batch;
   /* A shared B with a plain A is one tall matmul: [batch*M, K] x [K, N]. */
@@ -134,9 +164,8 @@ static void run_gemm(float *heap, const Gemm *g) {
       if (beta == 0.0f) memset(c, 0, (size_t)(m * g->n) * sizeof(float));
       continue;
     }
-    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
-                (int)m, (int)g->n, (int)g->k, 1.0f, heap + g->a + i * g->sa, (int)(lda > 0 ? lda : 1),
-                heap + g->b + i * g->sb, (int)(ldb > 0 ? ldb : 1), beta, c, (int)g->n);
+    row_major_sgemm(g->ta, g->tb, m, g->n, g->k, heap + g->a + i * g->sa, lda > 0 ? lda : 1,
+                    heap + g->b + i * g->sb, ldb > 0 ? ldb : 1, beta, c);
   }
   if (g->act == 1) relu(heap + g->c, g->batch * g->m * g->n);
 }
@@ -299,6 +328,47 @@ static napi_value CopyStrided(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads argv[0..n) as doubles. */
+static int get_doubles(napi_env env, napi_value *argv, size_t n, double *out) {
+  for (size_t i = 0; i < n; i++) {
+    if (napi_get_value_double(env, argv[i], &out[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "lab-blas: expected a number");
+      return 0;
+    }
+  }
+  return 1;
+}
+
+enum { ADAMW_OFFSETS = 10, ADAMW_HYPER = 7 };
+
+/*
+ * adamw(heap, n, p, grad, m, v, scale, pOut, mOut, vOut, statsOut,
+ *       lr, beta1, beta2, eps, weightDecay, bc1, bc2): one AdamW update
+ * (fusedops.h); offsets in floats, `scale` and `statsOut` (2 floats) too.
+ */
+static napi_value AdamWUpdate(napi_env env, napi_callback_info info) {
+  napi_value argv[1 + ADAMW_OFFSETS + ADAMW_HYPER];
+  Heap heap;
+  int64_t o[ADAMW_OFFSETS];
+  double h[ADAMW_HYPER];
+  if (!get_args(env, info, sizeof argv / sizeof argv[0], argv) || !get_heap(env, argv[0], &heap) ||
+      !get_ints(env, argv + 1, ADAMW_OFFSETS, o) || !get_doubles(env, argv + 1 + ADAMW_OFFSETS, ADAMW_HYPER, h)) {
+    return NULL;
+  }
+  int64_t n = o[0];
+  int ok = n >= 0 && in_heap(&heap, o[5], 1) && in_heap(&heap, o[9], 2);
+  for (int i = 1; i <= 8; i++) ok = ok && (i == 5 || in_heap(&heap, o[i], n));
+  if (!ok) {
+    napi_throw_range_error(env, NULL, "lab-blas: adamw operand outside the heap");
+    return NULL;
+  }
+  float *d = heap.data;
+  AdamW a = {(float)h[0], (float)h[1], (float)(1.0 - h[1]), (float)h[2], (float)(1.0 - h[2]),
+             (float)h[3], (float)h[4], (float)h[5], (float)h[6]};
+  lab_adamw(d + o[1], d + o[2], d + o[3], d + o[4], d[o[5]], d + o[6], d + o[7], d + o[8], d + o[9], n, &a);
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -308,7 +378,37 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
     return NULL;
   }
   openblas_set_num_threads((int)n);
+#ifdef LAB_DNNL
+  omp_set_num_threads((int)n);
+#endif
   return NULL;
+}
+
+/* setGemm(name): "dnnl" or "openblas"; returns whether that library is available. */
+static napi_value SetGemm(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  char name[16] = {0};
+  size_t len;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "lab-blas: setGemm expects a string");
+    return NULL;
+  }
+  int ok = 1;
+  if (strcmp(name, "openblas") == 0) {
+    gemm_impl = GEMM_OPENBLAS;
+  } else if (strcmp(name, "dnnl") == 0) {
+#ifdef LAB_DNNL
+    gemm_impl = GEMM_DNNL;
+#else
+    ok = 0;
+#endif
+  } else {
+    napi_throw_range_error(env, NULL, "lab-blas: setGemm expects 'dnnl' or 'openblas'");
+    return NULL;
+  }
+  CHECK(env, napi_get_boolean(env, ok, &out));
+  return out;
 }
 
 static napi_value GetThreads(napi_env env, napi_callback_info info) {
@@ -322,7 +422,14 @@ static napi_value Version(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[256];
   napi_value out;
-  snprintf(buf, sizeof buf, "%s (OpenBLAS %s)", LAB_BLAS_VERSION, openblas_get_config());
+#ifdef LAB_DNNL
+  const dnnl_version_t *dv = dnnl_version();
+  if (gemm_impl == GEMM_DNNL) {
+    snprintf(buf, sizeof buf, "%s (oneDNN %d.%d.%d sgemm; OpenBLAS %s)", LAB_BLAS_VERSION, dv->major, dv->minor,
+             dv->patch, openblas_get_config());
+  } else
+#endif
+    snprintf(buf, sizeof buf, "%s (OpenBLAS %s)", LAB_BLAS_VERSION, openblas_get_config());
   CHECK(env, napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &out));
   return out;
 }
@@ -335,6 +442,8 @@ NAPI_MODULE_INIT() {
       {"softmaxRows", NULL, SoftmaxRows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sumCols", NULL, SumCols, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyStrided", NULL, CopyStrided, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adamw", NULL, AdamWUpdate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"version", NULL, Version, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,6 +1,6 @@
 /**
  * Native data-movement kernels for the wasm backend: Transpose, Slice, SplitV
- * and Concat, all one strided copy in C (copyops.h). The stock wasm versions
+ * and Concat, all one strided copy in C (copyops.h), and a zero-copy Identity. The stock wasm versions
  * copy a non-contiguous slice row by row from JS and transpose element by
  * element in output order; in a lab-preset training step the q/k/v SplitV
  * alone took longer than all the matmuls (bench/README.md has the profile).
@@ -147,8 +147,23 @@ const concat: CopyKernel = (args, ctx) => {
   return out;
 };
 
+/**
+ * Identity shares the input's buffer (one more reference) instead of copying
+ * it, as the cpu backend and the wasm Reshape do; TF.js tensors are immutable,
+ * so nothing can observe the sharing. The engine runs Identity for every
+ * tensor a custom gradient saves for the backward pass (ops.ts), ~290 copies
+ * per lab-preset step.
+ */
+const identity: CopyKernel = (args, ctx) => {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  if (x.dtype === 'string') return ctx.fallback();
+  (args.backend as WasmBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+};
+
 /** The kernels this file replaces, by TF.js kernel name. */
 export const COPY_KERNELS: Record<string, CopyKernel> = {
+  Identity: identity,
   Transpose: transpose,
   Slice: slice,
   SplitV: splitV,

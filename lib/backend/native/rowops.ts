@@ -24,6 +24,7 @@ export interface WasmBackend {
   dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
   disposeData(dataId: tf.DataId): boolean;
+  incRef(dataId: tf.DataId): void;
   wasm: { HEAPF32: Float32Array };
 }
 

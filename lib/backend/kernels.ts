@@ -1,0 +1,32 @@
+/**
+ * Fused kernels the lab defines beyond TF.js's own. A backend may register
+ * them (lib/backend/native.ts does, for wasm with the OpenBLAS addon); lib code
+ * asks `hasKernel` and otherwise runs the same maths as plain TF.js ops, which
+ * stay the reference the fused kernels are tested against.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * One AdamW update of one parameter (optim.ts has the maths), in float32 in the
+ * order the composite ops use, so both paths give the same bits.
+ * Inputs: param, grad, m, v (same shape) and scale (1 element: the gradient
+ * clipping factor). Outputs: param', m', v' and stats = [Σ step², Σ param'²].
+ */
+export const ADAMW = 'LabAdamW';
+
+export interface AdamWAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** 0 for parameters without weight decay */
+  weightDecay: number;
+  /** bias corrections 1 - beta^t */
+  bc1: number;
+  bc2: number;
+}
+
+/** Whether the active backend has the fused kernel `name`. */
+export function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
