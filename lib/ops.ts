@@ -4,8 +4,20 @@
  * (gather: we use a one-hot matmul instead), or is slow on the ops the stock
  * rule needs (tanh/erf in GELU; many tiny kernels in layer norm). Each one has a
  * finite-difference test in test/ops.test.ts.
+ *
+ * Quick GELU and layer norm run as one fused kernel each way when the backend
+ * has one (lib/backend/kernels.ts: the native wasm kernels do); the TF.js-op
+ * versions below are the fallback and the reference they are tested against.
  */
 import * as tf from '@tensorflow/tfjs';
+import {
+  hasKernel,
+  LAYER_NORM,
+  LAYER_NORM_GRAD,
+  QUICK_GELU,
+  QUICK_GELU_GRAD,
+  runFused,
+} from './backend/kernels';
 
 type Saved = (tensors: tf.Tensor[]) => void;
 type GradOp = (...args: never[]) => {
@@ -39,6 +51,13 @@ const QUICK_GELU_A = 1.702;
  * slow on wasm. Gradient: σ(ax) + a·x·σ(ax)(1 − σ(ax)).
  */
 export const quickGelu = withGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: Saved) => {
+  if (hasKernel(QUICK_GELU)) {
+    save([x]); // the fused gradient recomputes σ(ax)
+    return {
+      value: runFused(QUICK_GELU, { x })[0],
+      gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => runFused(QUICK_GELU_GRAD, { dy, x: xs })[0],
+    };
+  }
   const s = tf.sigmoid(tf.mul(x, QUICK_GELU_A));
   save([x, s]);
   return {
@@ -62,6 +81,15 @@ const LN_EPS = 1e-5;
 export const layerNorm = withGrad<
   (x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf.Tensor2D
 >((x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, save: Saved) => {
+  if (hasKernel(LAYER_NORM)) {
+    const [y, xhat, rstd] = runFused(LAYER_NORM, { x, gamma, beta }, { eps: LN_EPS });
+    save([xhat, rstd, gamma]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, [xh, rs, g]: tf.Tensor[]) =>
+        runFused(LAYER_NORM_GRAD, { dy, xhat: xh, rstd: rs, gamma: g }),
+    };
+  }
   const { mean, variance } = tf.moments(x, -1, true); // [N, 1]
   const rstd = tf.rsqrt(tf.add(variance, LN_EPS)); // [N, 1]
   const xhat = tf.mul(tf.sub(x, mean), rstd); // [N, D]

@@ -30,3 +30,25 @@ export interface AdamWAttrs {
 export function hasKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
 }
+
+/** Quick GELU y = x·σ(1.702x) (ops.ts). Inputs: x. Outputs: y. */
+export const QUICK_GELU = 'LabQuickGelu';
+/** Its gradient. Inputs: dy, x. Outputs: dx. */
+export const QUICK_GELU_GRAD = 'LabQuickGeluGrad';
+/**
+ * Layer norm over the last axis of x [N, D] (ops.ts). Inputs: x, gamma, beta.
+ * Attrs: eps. Outputs: y [N, D], xhat [N, D], rstd [N, 1].
+ */
+export const LAYER_NORM = 'LabLayerNorm';
+/** Its gradient. Inputs: dy, xhat, rstd, gamma. Outputs: dx, dgamma, dbeta. */
+export const LAYER_NORM_GRAD = 'LabLayerNormGrad';
+
+/** Runs one of these kernels on the active backend; returns its outputs. */
+export function runFused(
+  name: string,
+  inputs: tf.NamedTensorMap,
+  attrs: tf.NamedAttrMap = {},
+): tf.Tensor[] {
+  const out = tf.engine().runKernel(name, inputs, attrs);
+  return Array.isArray(out) ? (out as tf.Tensor[]) : [out as tf.Tensor];
+}

@@ -287,7 +287,7 @@ let added: string[] = [];
  * measurements) or the addon predates them.
  */
 function fusedToAdd(addon: BlasAddon): string[] {
-  const on = process.env.LAB_NATIVE_FUSED !== '0' && typeof addon.adamw === 'function';
+  const on = process.env.LAB_NATIVE_FUSED !== '0' && typeof addon.layerNormGrad === 'function';
   return on ? Object.keys(FUSED_KERNELS) : [];
 }
 

@@ -23,10 +23,10 @@
 #include <string.h>
 
 #include "copyops.h"
-#include "fusedops.h"
 #include "rowops.h"
+#include "fusedops.h" /* uses lab_expf of rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 5"
+#define LAB_BLAS_VERSION "lab-blas 6"
 
 /*
  * Which sgemm runs the matmuls. oneDNN (built in when dnnl.h was found) picks
@@ -369,6 +369,84 @@ static napi_value AdamWUpdate(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads (heap, ...n_ints integers) into heap and v. */
+static int get_fused_args(napi_env env, napi_callback_info info, size_t n_ints, Heap *heap, int64_t *v) {
+  napi_value argv[16];
+  return get_args(env, info, n_ints + 1, argv) && get_heap(env, argv[0], heap) && get_ints(env, argv + 1, n_ints, v);
+}
+
+/* Throws naming `what` unless every [offs[i], offs[i] + spans[i]) lies in the heap. */
+static int check_spans(napi_env env, const Heap *h, const int64_t *offs, const int64_t *spans, int n, const char *what) {
+  for (int i = 0; i < n; i++) {
+    if (spans[i] < 0 || !in_heap(h, offs[i], spans[i])) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "lab-blas: %s operand outside the heap", what);
+      napi_throw_range_error(env, NULL, msg);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* quickGelu(heap, x, y, n) */
+static napi_value QuickGelu(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[3];
+  if (!get_fused_args(env, info, 3, &h, v)) return NULL;
+  int64_t offs[2] = {v[0], v[1]}, spans[2] = {v[2], v[2]};
+  if (check_spans(env, &h, offs, spans, 2, "quickGelu")) lab_quick_gelu(h.data + v[0], h.data + v[1], v[2]);
+  return NULL;
+}
+
+/* quickGeluGrad(heap, dy, x, dx, n) */
+static napi_value QuickGeluGrad(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[4];
+  if (!get_fused_args(env, info, 4, &h, v)) return NULL;
+  int64_t offs[3] = {v[0], v[1], v[2]}, spans[3] = {v[3], v[3], v[3]};
+  if (check_spans(env, &h, offs, spans, 3, "quickGeluGrad")) {
+    lab_quick_gelu_grad(h.data + v[0], h.data + v[1], h.data + v[2], v[3]);
+  }
+  return NULL;
+}
+
+/* layerNorm(heap, x, gamma, beta, y, xhat, rstd, rows, cols, eps) */
+static napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  Heap h;
+  int64_t v[8];
+  double eps;
+  if (!get_args(env, info, 10, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 8, v) ||
+      !get_doubles(env, argv + 9, 1, &eps)) {
+    return NULL;
+  }
+  int64_t rows = v[6], cols = v[7], n = rows * cols;
+  int64_t offs[6] = {v[0], v[1], v[2], v[3], v[4], v[5]}, spans[6] = {n, cols, cols, n, n, rows};
+  if (rows < 0 || cols < 0 || !check_spans(env, &h, offs, spans, 6, "layerNorm")) return NULL;
+  float *d = h.data;
+  lab_layer_norm(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], rows, cols, (float)eps);
+  return NULL;
+}
+
+/* layerNormGrad(heap, dy, xhat, rstd, gamma, dx, dgamma, dbeta, rows, cols) */
+static napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[9];
+  if (!get_fused_args(env, info, 9, &h, v)) return NULL;
+  int64_t rows = v[7], cols = v[8], n = rows * cols;
+  int64_t offs[7] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6]}, spans[7] = {n, n, rows, cols, n, cols, cols};
+  if (rows < 0 || cols < 0 || !check_spans(env, &h, offs, spans, 7, "layerNormGrad")) return NULL;
+  double *acc = malloc((size_t)(2 * cols + 1) * sizeof(double));
+  if (acc == NULL) {
+    napi_throw_error(env, NULL, "lab-blas: out of memory");
+    return NULL;
+  }
+  float *d = h.data;
+  lab_layer_norm_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], d + v[6], rows, cols, acc);
+  free(acc);
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -443,6 +521,10 @@ NAPI_MODULE_INIT() {
       {"sumCols", NULL, SumCols, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyStrided", NULL, CopyStrided, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adamw", NULL, AdamWUpdate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quickGelu", NULL, QuickGelu, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quickGeluGrad", NULL, QuickGeluGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"layerNormGrad", NULL, LayerNormGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -3,12 +3,23 @@
  * computed by the addon (fusedops.h) on the wasm heap.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ADAMW, type AdamWAttrs } from '../kernels';
+import {
+  ADAMW,
+  type AdamWAttrs,
+  LAYER_NORM,
+  LAYER_NORM_GRAD,
+  QUICK_GELU,
+  QUICK_GELU_GRAD,
+} from '../kernels';
 import { offsetOf, type WasmBackend } from './rowops';
 
 /** The addon function used here; offsets are in floats. */
 export interface FusedAddon {
   adamw(heap: Float32Array, n: number, ...offsetsThenHyper: number[]): void;
+  quickGelu(heap: Float32Array, x: number, y: number, n: number): void;
+  quickGeluGrad(heap: Float32Array, dy: number, x: number, dx: number, n: number): void;
+  layerNorm(heap: Float32Array, ...offsetsRowsColsEps: number[]): void;
+  layerNormGrad(heap: Float32Array, ...offsetsRowsCols: number[]): void;
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -41,7 +52,90 @@ const adamw: FusedKernel = (args, addon) => {
   return outs;
 };
 
+function mustFloat(name: string, ts: tf.TensorInfo[]): void {
+  if (ts.some((t) => t.dtype !== 'float32')) throw new Error(`${name}: float32 tensors only`);
+}
+
+/** Allocates outputs (shapes), then calls `fn` with the heap and every float offset, inputs first. */
+function run(
+  backend: WasmBackend,
+  inputs: tf.TensorInfo[],
+  shapes: number[][],
+  fn: (heap: Float32Array, offsets: number[]) => void,
+): tf.TensorInfo[] {
+  const outs = shapes.map((s) => backend.makeOutput(s, 'float32'));
+  const offsets = [...inputs, ...outs].map((t) => offsetOf(backend, t));
+  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
+  fn(backend.wasm.HEAPF32, offsets);
+  return outs;
+}
+
+const quickGelu: FusedKernel = (args, addon) => {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  mustFloat(QUICK_GELU, [x]);
+  const n = tf.util.sizeFromShape(x.shape);
+  return run(args.backend as WasmBackend, [x], [x.shape], (heap, [xo, yo]) =>
+    addon.quickGelu(heap, xo, yo, n),
+  );
+};
+
+const quickGeluGrad: FusedKernel = (args, addon) => {
+  const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+  mustFloat(QUICK_GELU_GRAD, [dy, x]);
+  const n = tf.util.sizeFromShape(x.shape);
+  if (tf.util.sizeFromShape(dy.shape) !== n)
+    throw new Error(`${QUICK_GELU_GRAD}: dy and x differ in size`);
+  return run(args.backend as WasmBackend, [dy, x], [x.shape], (heap, [d, xo, dx]) =>
+    addon.quickGeluGrad(heap, d, xo, dx, n),
+  );
+};
+
+/** [rows, cols] of a 2-D activation, checking a per-column vector against it. */
+function rowsCols(name: string, x: tf.TensorInfo, ...cols: tf.TensorInfo[]): [number, number] {
+  if (x.shape.length !== 2) throw new Error(`${name}: expected a 2-D input, got [${x.shape}]`);
+  const [r, c] = x.shape;
+  for (const v of cols) {
+    if (tf.util.sizeFromShape(v.shape) !== c)
+      throw new Error(`${name}: [${v.shape}] does not match ${c} columns`);
+  }
+  return [r, c];
+}
+
+const layerNorm: FusedKernel = (args, addon) => {
+  const { x, gamma, beta } = args.inputs as Record<'x' | 'gamma' | 'beta', tf.TensorInfo>;
+  const { eps } = args.attrs as { eps: number };
+  mustFloat(LAYER_NORM, [x, gamma, beta]);
+  const [rows, cols] = rowsCols(LAYER_NORM, x, gamma, beta);
+  return run(
+    args.backend as WasmBackend,
+    [x, gamma, beta],
+    [x.shape, x.shape, [rows, 1]],
+    (heap, o) => addon.layerNorm(heap, ...o, rows, cols, eps),
+  );
+};
+
+const layerNormGrad: FusedKernel = (args, addon) => {
+  const ins = args.inputs as Record<'dy' | 'xhat' | 'rstd' | 'gamma', tf.TensorInfo>;
+  const { dy, xhat, rstd, gamma } = ins;
+  mustFloat(LAYER_NORM_GRAD, [dy, xhat, rstd, gamma]);
+  const [rows, cols] = rowsCols(LAYER_NORM_GRAD, xhat, gamma);
+  if (
+    tf.util.sizeFromShape(dy.shape) !== rows * cols ||
+    tf.util.sizeFromShape(rstd.shape) !== rows
+  ) {
+    throw new Error(`${LAYER_NORM_GRAD}: dy or rstd does not match xhat [${xhat.shape}]`);
+  }
+  const shapes = [xhat.shape, gamma.shape, gamma.shape];
+  return run(args.backend as WasmBackend, [dy, xhat, rstd, gamma], shapes, (heap, o) =>
+    addon.layerNormGrad(heap, ...o, rows, cols),
+  );
+};
+
 /** The kernels this file adds, by name (none replaces a stock kernel). */
 export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [ADAMW]: adamw,
+  [QUICK_GELU]: quickGelu,
+  [QUICK_GELU_GRAD]: quickGeluGrad,
+  [LAYER_NORM]: layerNorm,
+  [LAYER_NORM_GRAD]: layerNormGrad,
 };

@@ -37,3 +37,86 @@ static void lab_adamw(const float *p, const float *grad, const float *m, const f
   stats[0] = (float)step_sq;
   stats[1] = (float)param_sq;
 }
+
+/*
+ * Quick GELU and layer norm, forward and backward, each one pass instead of
+ * 3-12 TF.js kernels (lib/ops.ts has the maths and the composite versions).
+ * Quick GELU repeats the composite's float32 steps exactly (same bits with the
+ * native Sigmoid); layer norm accumulates its row and column sums in double.
+ */
+#define QUICK_GELU_A 1.702f
+
+/* As in rowops.h: lets gcc vectorise lab_expf's clamps (IEEE results unchanged). */
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+
+/* y = x · σ(a x) */
+static void lab_quick_gelu(const float *x, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    float s = 1.0f / (1.0f + lab_expf(-(x[i] * QUICK_GELU_A)));
+    y[i] = x[i] * s;
+  }
+}
+
+/* dx = dy · (σ(a x) + (a x) σ(a x) (1 − σ(a x))) */
+static void lab_quick_gelu_grad(const float *dy, const float *x, float *dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    float ax = x[i] * QUICK_GELU_A;
+    float s = 1.0f / (1.0f + lab_expf(-ax));
+    float ds = (ax * s) * (1.0f - s);
+    dx[i] = dy[i] * (s + ds);
+  }
+}
+
+/* Per row of x [rows, cols]: x̂ = (x − μ) / sqrt(σ² + eps), y = x̂ γ + β; also writes x̂ and 1/sqrt(σ² + eps). */
+static void lab_layer_norm(const float *x, const float *g, const float *b, float *y, float *xhat, float *rstd,
+                           int64_t rows, int64_t cols, float eps) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    double sum = 0.0;
+    for (int64_t j = 0; j < cols; j++) sum += xr[j];
+    float mean = (float)(sum / (double)cols);
+    double sq = 0.0;
+    for (int64_t j = 0; j < cols; j++) {
+      float d = xr[j] - mean;
+      sq += (double)d * d;
+    }
+    float rs = (float)(1.0 / sqrt(sq / (double)cols + (double)eps));
+    rstd[r] = rs;
+    float *hr = xhat + r * cols, *yr = y + r * cols;
+    for (int64_t j = 0; j < cols; j++) {
+      hr[j] = (xr[j] - mean) * rs;
+      yr[j] = hr[j] * g[j] + b[j];
+    }
+  }
+}
+
+/*
+ * dx = rstd · (gy − mean(gy) − x̂ · mean(gy · x̂)) with gy = dy · γ;
+ * dγ = Σ_rows dy · x̂, dβ = Σ_rows dy. `acc` holds 2·cols doubles of scratch.
+ */
+static void lab_layer_norm_grad(const float *dy, const float *xhat, const float *rstd, const float *g, float *dx,
+                                float *dg, float *db, int64_t rows, int64_t cols, double *acc) {
+  double *ag = acc, *ab = acc + cols;
+  for (int64_t j = 0; j < 2 * cols; j++) acc[j] = 0.0;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *dyr = dy + r * cols, *hr = xhat + r * cols;
+    double s_g = 0.0, s_gx = 0.0;
+    for (int64_t j = 0; j < cols; j++) {
+      float gy = dyr[j] * g[j];
+      s_g += gy;
+      s_gx += (double)gy * hr[j];
+      ag[j] += (double)dyr[j] * hr[j];
+      ab[j] += dyr[j];
+    }
+    float mean_g = (float)(s_g / (double)cols), mean_gx = (float)(s_gx / (double)cols);
+    float *dxr = dx + r * cols;
+    for (int64_t j = 0; j < cols; j++) dxr[j] = rstd[r] * ((dyr[j] * g[j] - mean_g) - hr[j] * mean_gx);
+  }
+  for (int64_t j = 0; j < cols; j++) {
+    dg[j] = (float)ag[j];
+    db[j] = (float)ab[j];
+  }
+}
+
+#pragma GCC pop_options
