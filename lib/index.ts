@@ -5,6 +5,8 @@ export { type BackendInfo, backendInfo, initBackend } from './backend';
 export * from './checkpoint';
 export * from './config';
 export * from './eval';
+export * from './lixp';
+export * from './llip';
 export * from './losses';
 export * from './model/index';
 export { checkShape, embed, l2normalize, layerNorm, logSigmoid, quickGelu } from './ops';

@@ -41,10 +41,21 @@ export function siglipLoss(
   bias: tf.Scalar,
 ): tf.Scalar {
   checkShape(txt, img.shape, 'siglipLoss txt');
+  return tf.tidy(() => sigmoidPairLoss(tf.matMul(img, txt, false, true), logScale, bias));
+}
+
+/**
+ * The SigLIP loss from the cosine similarities cos [B, B] (image i, text j):
+ * −(1/B) Σ_ij log σ(z_ij (exp(t) cos_ij + b)). Shared by SigLIP, LIxP (twice,
+ * with its own t and b each time) and Llip (whose cos_ij uses a per-caption image vector).
+ */
+export function sigmoidPairLoss(cos: tf.Tensor2D, logScale: tf.Scalar, bias: tf.Scalar): tf.Scalar {
   return tf.tidy(() => {
-    const B = img.shape[0];
+    const B = cos.shape[0];
+    checkShape(cos, [B, B], 'sigmoidPairLoss cos');
     const labels = tf.sub(tf.mul(tf.eye(B), 2), 1); // [B, B]: +1 diagonal, −1 elsewhere
-    const ll = logSigmoid(tf.mul(labels, pairLogits(img, txt, logScale, bias))); // [B, B]
+    const logits = tf.add(tf.mul(cos, tf.exp(logScale)), bias);
+    const ll = logSigmoid(tf.mul(labels, logits)); // [B, B]
     return tf.div(tf.neg(tf.sum(ll)), B) as tf.Scalar;
   });
 }

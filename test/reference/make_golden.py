@@ -186,6 +186,65 @@ def adamw_case():
             "init": {n: np.ravel(v).tolist() for n, v in init.items()}, "steps": steps}
 
 
+# ---------------------------------------------------------------- LIxP and Llip
+
+
+def sigmoid_pair_loss(cos, log_scale, bias):
+    B = cos.shape[0]
+    labels = 2 * torch.eye(B) - 1
+    return -F.logsigmoid(labels * (cos * log_scale.exp() + bias)).sum() / B
+
+
+def lixp_case():
+    """LIxP loss (masked batch cross-attention, three temperatures), written
+    with masked_fill(-inf) and F.normalize; its own generator."""
+    rng = np.random.default_rng(11)
+    B, D, alpha = 6, 8, 0.7
+    img = t(rng.normal(size=(B, D)) * 2).requires_grad_()
+    txt_raw = rng.normal(size=(B, D))
+    txt = t(txt_raw / np.linalg.norm(txt_raw, axis=1, keepdims=True)).requires_grad_()
+    init = {"logTau1": math.log(4.0), "bias1": -1.0, "logTau2": math.log(2.0), "bias2": -0.5, "logTauCtx": -1.0}
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
+    x = F.normalize(img, dim=1)
+    att = (x @ x.T) / (p["logTauCtx"].exp() * math.sqrt(D))
+    att = att.masked_fill(torch.eye(B, dtype=torch.bool), float("-inf"))
+    ctx = F.normalize(torch.softmax(att, dim=1) @ img, dim=1)
+    loss = alpha * sigmoid_pair_loss(x @ txt.T, p["logTau1"], p["bias1"]) + \
+        (1 - alpha) * sigmoid_pair_loss(ctx @ txt.T, p["logTau2"], p["bias2"])
+    names = list(init)
+    grads = torch.autograd.grad(loss, [img, txt] + [p[n] for n in names])
+    return {"alpha": alpha, "img": img.tolist(), "txt": txt.tolist(), "params": init, "loss": loss.item(),
+            "dImg": grads[0].tolist(), "dTxt": grads[1].tolist(),
+            "dParams": {n: g.item() for n, g in zip(names, grads[2:])}}
+
+
+def llip_case():
+    """Llip loss: per-(image, caption) mixing of K mixture tokens by a
+    caption-queried multi-head cross-attention, written with einsum; its own generator."""
+    rng = np.random.default_rng(13)
+    B, K, D, M, tau = 5, 3, 8, 2, 2.0
+    dh = D // M
+    mix = t(rng.normal(size=(B, K, D))).requires_grad_()
+    cap = t(rng.normal(size=(B, D))).requires_grad_()
+    w = {n: t(rng.normal(size=(D, D)) / math.sqrt(D)).requires_grad_() for n in ["wq", "wk", "wv", "wo"]}
+    log_scale = torch.tensor(math.log(5.0), requires_grad=True)
+    bias = torch.tensor(-2.0, requires_grad=True)
+    q = (cap @ w["wq"]).view(B, M, dh)            # [Bt, M, dh]
+    k = (mix @ w["wk"]).view(B, K, M, dh)         # [B, K, M, dh]
+    v = (mix @ w["wv"]).view(B, K, M, dh)
+    phi = torch.softmax(torch.einsum("jmd,ikmd->ijmk", q, k) / tau, dim=-1)  # [B, Bt, M, K]
+    z = torch.einsum("ijmk,ikmd->ijmd", phi, v).reshape(B, B, D) @ w["wo"]
+    cos = (F.normalize(z, dim=-1) * F.normalize(cap, dim=-1)[None]).sum(-1)   # [B, Bt]
+    loss = sigmoid_pair_loss(cos, log_scale, bias)
+    inputs = [mix, cap, w["wq"], w["wk"], w["wv"], w["wo"], log_scale, bias]
+    g = torch.autograd.grad(loss, inputs)
+    return {"heads": M, "tau": tau, "mix": mix.tolist(), "captions": cap.tolist(),
+            "params": {n: w[n].tolist() for n in w} | {"logScale": log_scale.item(), "bias": bias.item()},
+            "z": z.tolist(), "loss": loss.item(),
+            "grads": {"mix": g[0].tolist(), "captions": g[1].tolist(), "wq": g[2].tolist(), "wk": g[3].tolist(),
+                      "wv": g[4].tolist(), "wo": g[5].tolist(), "logScale": g[6].item(), "bias": g[7].item()}}
+
+
 def main():
     rng = np.random.default_rng(20251123)
     golden = {
@@ -196,6 +255,8 @@ def main():
         "models": [model_case(rng, "map", 1, "siglip"), model_case(rng, "cls", 2, "clip"),
                    model_case(rng, "mean", 0, "siglip")],
         "adamw": adamw_case(),
+        "lixp": lixp_case(),
+        "llip": llip_case(),
     }
     path = os.path.join(HERE, "golden.json")
     tmp = path + ".tmp"

@@ -1,0 +1,103 @@
+/**
+ * Llip: Latent Language Image Pretraining (Lavoie et al., ICML 2024).
+ *
+ * The image tower outputs K mixture tokens h_i^k instead of one vector; a
+ * multi-head cross-attention whose query is the caption mixes them into one
+ * image vector per (image i, caption j) pair, which is what the caption is
+ * contrasted with (SigLIP loss):
+ *
+ *   Φ_ij^m = softmax_k(Q_j^m · K_i^mk / τ)            Q = g W_Q, K = h W_K      (eq. 1)
+ *   z_ij   = Concat_m(Σ_k Φ_ij^mk V_i^mk) W_O          V = h W_V                (eq. 2)
+ *   L      = L_SigLIP over cos(z_ij, t_j)
+ *
+ * τ is a fixed hyper-parameter (the paper uses 5 with M = 8 heads). Eq. 1 divides
+ * the logits by τ and so do we; the paper's prose says a larger τ sharpens the
+ * weights, which would mean a product, so read τ here as eq. 1's.
+ * Every product is 2-D × 2-D or an equal-batch 3-D matmul (wasm's 3-D × 2-D
+ * gradient is broken, see shared facts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { lossParamSpecs, sigmoidPairLoss } from './losses';
+import { denseSpecs, type ParamSpecs } from './model/params';
+import { checkShape, l2normalize } from './ops';
+
+export interface LlipConfig {
+  heads: number; // M
+  tau: number; // softmax temperature of eq. 1
+}
+
+/** The paper's setting: M = 8 heads, τ = 5. */
+export const LLIP_DEFAULTS: LlipConfig = { heads: 8, tau: 5 };
+
+/** The cross-attention projections and the SigLIP scale and bias. */
+export interface LlipParams {
+  wq: tf.Tensor2D; // W_Q [Dt, D]: caption → query
+  wk: tf.Tensor2D; // W_K [D, D]: mixture token → key
+  wv: tf.Tensor2D; // W_V [D, D]: mixture token → value
+  wo: tf.Tensor2D; // W_O [D, D]: concatenated heads → image vector
+  logScale: tf.Scalar;
+  bias: tf.Scalar;
+}
+
+/** Specs for LlipParams (names `llip.q.w` … and the loss's logScale, bias). */
+export function llipParamSpecs(dim: number, textDim = dim): ParamSpecs {
+  return {
+    ...denseSpecs('llip.q', textDim, dim, false),
+    ...denseSpecs('llip.k', dim, dim, false),
+    ...denseSpecs('llip.v', dim, dim, false),
+    ...denseSpecs('llip.o', dim, dim, false),
+    ...lossParamSpecs('siglip'),
+  };
+}
+
+/**
+ * z_ij of eq. 2 for every image i and caption j: [B, Bt, D].
+ * mixtureTokens: [B, K, D]; captions g: [Bt, Dt] (the text tower's output).
+ */
+export function llipMix(
+  mixtureTokens: tf.Tensor3D,
+  captions: tf.Tensor2D,
+  p: LlipParams,
+  cfg: LlipConfig = LLIP_DEFAULTS,
+): tf.Tensor3D {
+  const [B, K, D] = mixtureTokens.shape;
+  const Bt = captions.shape[0];
+  const M = cfg.heads;
+  if (D % M !== 0) throw new Error(`llipMix: width ${D} is not divisible by ${M} heads`);
+  checkShape(p.wq, [captions.shape[1], D], 'llip W_Q');
+  const dh = D / M;
+  return tf.tidy(() => {
+    const h = tf.reshape(mixtureTokens, [B * K, D]);
+    const q = tf.transpose(tf.reshape(tf.matMul(captions, p.wq), [Bt, M, dh]), [1, 0, 2]); // [M, Bt, dh]
+    const k = tf.transpose(tf.reshape(tf.matMul(h, p.wk), [B * K, M, dh]), [1, 0, 2]); // [M, B·K, dh]
+    const v = tf.transpose(tf.reshape(tf.matMul(h, p.wv), [B, K, M, dh]), [2, 0, 1, 3]); // [M, B, K, dh]
+    const s = tf.div(tf.matMul(q, k, false, true), cfg.tau); // [M, Bt, B·K]
+    const phi = tf.softmax(tf.reshape(s, [M, Bt, B, K])); // Φ: softmax over the K tokens of each image
+    const phiByImage = tf.reshape(tf.transpose(phi, [0, 2, 1, 3]), [M * B, Bt, K]);
+    const mixed = tf.matMul(phiByImage, tf.reshape(v, [M * B, K, dh])); // [M·B, Bt, dh]
+    const heads = tf.transpose(tf.reshape(mixed, [M, B, Bt, dh]), [1, 2, 0, 3]); // [B, Bt, M, dh]
+    const z = tf.matMul(tf.reshape(heads, [B * Bt, D]), p.wo); // Concat_m(…) W_O
+    return tf.reshape(z, [B, Bt, D]) as tf.Tensor3D;
+  });
+}
+
+/**
+ * The Llip loss: SigLIP on cos(z_ij, t_j). mixtureTokens [B, K, D]; captions
+ * [B, D] are the raw text-tower outputs (the query source; normalised here
+ * for the contrast).
+ */
+export function llipLoss(
+  mixtureTokens: tf.Tensor3D,
+  captions: tf.Tensor2D,
+  p: LlipParams,
+  cfg: LlipConfig = LLIP_DEFAULTS,
+): tf.Scalar {
+  const [B, , D] = mixtureTokens.shape;
+  checkShape(captions, [B, D], 'llipLoss captions');
+  return tf.tidy(() => {
+    const z = l2normalize(tf.reshape(llipMix(mixtureTokens, captions, p, cfg), [B * B, D]));
+    const t = l2normalize(captions); // [Bt, D]
+    const cos = tf.sum(tf.mul(tf.reshape(z, [B, B, D]), t), -1) as tf.Tensor2D; // [B, Bt]: ⟨ẑ_ij, t̂_j⟩
+    return sigmoidPairLoss(cos, p.logScale, p.bias);
+  });
+}
