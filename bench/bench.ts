@@ -21,7 +21,8 @@ import { createModel, disposeParams } from '../lib/model/index';
 import { createAdamState, disposeAdamState } from '../lib/optim';
 import { type CaseResult, compareCase, type Plan } from './compare';
 import { type FigureTimes, timeEvaluation, timeFigureExport } from './extras';
-import { labStep, profileStep, rowOpsAB } from './profile';
+import { LOSS_SHAPE, type LossShape, timeLossesLab } from './losses';
+import { kernelSetsAB, labStep, profileStep } from './profile';
 import { type BenchResult, gitCommit, machine, markdown, versions, writeResult } from './report';
 import { type BenchCase, benchCases, benchModel, benchOptim, fixedBatches } from './setup';
 import { TorchServer } from './torch';
@@ -33,22 +34,50 @@ const PLAN: Plan = SMOKE
 const CACHE_IMAGES = SMOKE ? 1000 : 10000;
 const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 4);
 
-/**
- * Profiles one lab step of `c` (after one unprofiled step to warm up) and,
- * when the native kernels are on, times steps with and without the row kernels.
- */
-async function profileCase(c: BenchCase, world: ReturnType<typeof createWorld>, native: boolean) {
+/** A lab training step of `c` on one fixed batch, and a dispose for its state. */
+function stepOf(c: BenchCase, world: ReturnType<typeof createWorld>) {
   const model = benchModel(c, world);
   const [batch] = fixedBatches(world, c.batch, 1);
   const adam = createAdamState(model.params);
   let n = 0;
   const step = () => labStep(model, batch, adam, n++, 100, benchOptim());
+  const dispose = () => {
+    disposeAdamState(adam);
+    disposeParams(model.params);
+  };
+  return { step, dispose };
+}
+
+/** Profiles one lab step of `c` (after one unprofiled step to warm up). */
+async function profileCase(c: BenchCase, world: ReturnType<typeof createWorld>) {
+  const { step, dispose } = stepOf(c, world);
   step();
   const steps = await profileStep(step);
-  const ab = native ? rowOpsAB(step, SMOKE ? 1 : AB_ROUNDS, backendThreads()) : null;
-  disposeAdamState(adam);
-  disposeParams(model.params);
-  return { profile: { model: c.label, steps }, rowOps: ab };
+  dispose();
+  return { model: c.label, steps };
+}
+
+/** Before/after of the kernel sets on one `lab`-preset step (when the addon is there). */
+function kernelsCase(c: BenchCase, world: ReturnType<typeof createWorld>, native: boolean) {
+  if (!native) return null;
+  const { step, dispose } = stepOf(c, world);
+  const ab = kernelSetsAB(c.label, step, SMOKE ? 1 : AB_ROUNDS, backendThreads());
+  dispose();
+  return ab;
+}
+
+/** Smoke mode times the objectives at toy sizes. */
+const SMOKE_LOSS_SHAPE: LossShape = { batch: 16, dim: 16, mixtureTokens: 4, heads: 2, tau: 5 };
+const LOSS_REPS = Number(process.env.BENCH_LOSS_REPS ?? 7);
+
+/** Forward + backward of each objective, lab and PyTorch (1 thread, its fastest here). */
+async function compareLosses(torch: TorchServer): Promise<BenchResult['losses']> {
+  const shape = SMOKE ? SMOKE_LOSS_SHAPE : LOSS_SHAPE;
+  const reps = SMOKE ? 1 : LOSS_REPS;
+  console.log(`[bench] objectives at batch ${shape.batch}: forward + backward, median of ${reps}`);
+  const lab = timeLossesLab(shape, reps);
+  const torchMs = await torch.losses(shape, reps, 1);
+  return { shape, reps, lab, torch: torchMs };
 }
 
 function backendThreads(): number {
@@ -82,6 +111,7 @@ async function main(): Promise<void> {
   const torch = new TorchServer();
   const results: CaseResult[] = [];
   let torchVersion = '';
+  let losses: BenchResult['losses'] = null;
   try {
     for (const c of cases) {
       console.log(
@@ -91,6 +121,7 @@ async function main(): Promise<void> {
       printCase(r);
       results.push(r);
     }
+    losses = await compareLosses(torch);
     torchVersion = torch.version();
     const torchRss = await torch.maxRssMiB();
     console.log(`  PyTorch process peak RSS: ${torchRss.toFixed(0)} MiB`);
@@ -98,7 +129,8 @@ async function main(): Promise<void> {
   } finally {
     torch.close();
   }
-  const { profile, rowOps } = await profileCase(cases[0], world, info.native);
+  const profile = await profileCase(cases[0], world);
+  const kernels = kernelsCase(cases.find((k) => k.key === 'lab') ?? cases[0], world, info.native);
   const model = evalModel(world, cases);
   const evaluation = timeEvaluation(model, world, CACHE_IMAGES);
   disposeParams(model.params);
@@ -115,7 +147,8 @@ async function main(): Promise<void> {
     backend: info.description,
     cases: results,
     profile,
-    rowOps,
+    kernels,
+    losses,
     evaluation,
     figure,
     runtimeS: (performance.now() - start) / 1000,

@@ -84,45 +84,82 @@ export function formatProfile(p: StepProfile): string {
   ].join('\n');
 }
 
-export interface RowOpsAB {
-  rounds: number;
-  off: { ms: number; cpuMs: number }; // native matmuls and leading-axis Sum only
-  on: { ms: number; cpuMs: number }; // all native kernels
+/** One set of kernels a step can run with, and how to switch to it. */
+interface KernelSet {
+  name: string;
+  env: Record<string, string>; // LAB_* switches read by registerNativeKernels
+  native: boolean; // false: stock wasm kernels only
 }
 
 /**
- * Before/after of the native row kernels on one model, in one process: steps
- * alternate between LAB_NATIVE_ROWOPS=0 (native matmuls and leading-axis Sum,
- * as before them) and all native kernels, re-registering in between; medians
- * of wall and CPU time.
+ * The sets compared: stock wasm; the native set of the previous round of work
+ * (OpenBLAS sgemm, leading/trailing Sum, Sigmoid, Softmax); all native kernels
+ * now (oneDNN sgemm, data movement, fused AdamW / quick GELU / layer norm).
  */
-export function rowOpsAB(step: (i: number) => void, rounds: number, threads: number): RowOpsAB {
-  const saved = process.env.LAB_NATIVE_ROWOPS;
-  const times = { off: [[], []] as number[][], on: [[], []] as number[][] };
-  const use = (rowOps: boolean) => {
-    restoreStockKernels();
-    process.env.LAB_NATIVE_ROWOPS = rowOps ? '1' : '0';
-    registerNativeKernels(threads);
+export const KERNEL_SETS: KernelSet[] = [
+  { name: 'stock wasm', env: {}, native: false },
+  {
+    name: 'OpenBLAS matmuls + Sum/Sigmoid/Softmax',
+    env: { LAB_GEMM: 'openblas', LAB_NATIVE_COPY: '0', LAB_NATIVE_FUSED: '0' },
+    native: true,
+  },
+  { name: 'all native kernels (oneDNN matmuls)', env: {}, native: true },
+];
+
+const SWITCHES = ['LAB_GEMM', 'LAB_NATIVE_ROWOPS', 'LAB_NATIVE_COPY', 'LAB_NATIVE_FUSED'];
+
+export interface KernelSetsAB {
+  model: string;
+  rounds: number;
+  sets: { name: string; ms: number; cpuMs: number }[];
+}
+
+/**
+ * Before/after in one process: the same step alternating between the kernel
+ * sets round by round (rotating who goes first), after one warm-up round;
+ * medians of wall and CPU time. Restores the environment's choice afterwards.
+ */
+export function kernelSetsAB(
+  model: string,
+  step: (i: number) => void,
+  rounds: number,
+  threads: number,
+): KernelSetsAB {
+  const saved = Object.fromEntries(SWITCHES.map((k) => [k, process.env[k]]));
+  const setEnv = (env: Record<string, string | undefined>) => {
+    for (const k of SWITCHES) {
+      if (env[k] === undefined) delete process.env[k];
+      else process.env[k] = env[k];
+    }
   };
+  const use = (set: KernelSet | null) => {
+    restoreStockKernels();
+    setEnv(set ? set.env : saved);
+    if (!set || set.native) registerNativeKernels(threads);
+  };
+  const times = KERNEL_SETS.map(() => ({ ms: [] as number[], cpu: [] as number[] }));
   try {
     for (let r = -1; r < rounds; r++) {
-      for (const key of r % 2 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
-        use(key === 'on');
+      for (let j = 0; j < KERNEL_SETS.length; j++) {
+        const k = (j + Math.max(r, 0)) % KERNEL_SETS.length;
+        use(KERNEL_SETS[k]);
         const [t0, c0] = [performance.now(), process.cpuUsage()];
         step(r);
         const c = process.cpuUsage(c0);
         if (r < 0) continue; // warm-up
-        times[key][0].push(performance.now() - t0);
-        times[key][1].push((c.user + c.system) / 1000);
+        times[k].ms.push(performance.now() - t0);
+        times[k].cpu.push((c.user + c.system) / 1000);
       }
     }
   } finally {
-    if (saved === undefined) delete process.env.LAB_NATIVE_ROWOPS;
-    else process.env.LAB_NATIVE_ROWOPS = saved;
-    use(process.env.LAB_NATIVE_ROWOPS !== '0');
+    use(null);
   }
-  const med = ([ms, cpu]: number[][]) => ({ ms: median(ms), cpuMs: median(cpu) });
-  return { rounds, off: med(times.off), on: med(times.on) };
+  const sets = KERNEL_SETS.map((s, k) => ({
+    name: s.name,
+    ms: median(times[k].ms),
+    cpuMs: median(times[k].cpu),
+  }));
+  return { model, rounds, sets };
 }
 
 function median(xs: number[]): number {

@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CaseResult } from './compare';
 import type { EvalTimes, FigureTimes } from './extras';
-import { formatProfile, type RowOpsAB, type StepProfile } from './profile';
+import type { LossShape, LossTimes } from './losses';
+import { formatProfile, type KernelSetsAB, type StepProfile } from './profile';
 
 export interface BenchResult {
   date: string;
@@ -20,7 +21,8 @@ export interface BenchResult {
   backend: string;
   cases: CaseResult[];
   profile: { model: string; steps: StepProfile };
-  rowOps: RowOpsAB | null;
+  kernels: KernelSetsAB | null;
+  losses: { shape: LossShape; reps: number; lab: LossTimes; torch: Record<string, number> } | null;
   evaluation: EvalTimes;
   figure: FigureTimes | null;
   runtimeS: number;
@@ -116,15 +118,41 @@ function otherTable(r: BenchResult): string {
   return lines.join('\n');
 }
 
-function rowOpsLine(r: BenchResult): string {
-  const ab = r.rowOps;
-  if (!ab) return 'Native row kernels: not measured (native kernels off).';
-  const { off, on } = ab;
-  return (
-    `New native kernels (Sigmoid, Softmax, trailing-axis Sum), same step alternating with them off (${ab.rounds} rounds, median): ` +
-    `off ${f0(off.ms)} ms (CPU ${f0(off.cpuMs)}) → on ${f0(on.ms)} ms (CPU ${f0(on.cpuMs)}), ` +
-    `${((100 * (off.cpuMs - on.cpuMs)) / off.cpuMs).toFixed(0)}% less CPU time.`
-  );
+function kernelsTable(r: BenchResult): string {
+  const k = r.kernels;
+  if (!k) return 'Kernel sets: not measured (native kernels off).';
+  const first = k.sets[0];
+  return [
+    `Before/after: one ${k.model} step with each kernel set, alternating in one process (${k.rounds} rounds, median):`,
+    '',
+    '| kernels | ms/step | CPU ms/step | speed-up over stock wasm |',
+    '|---|---|---|---|',
+    ...k.sets.map(
+      (s) => `| ${s.name} | ${f0(s.ms)} | ${f0(s.cpuMs)} | ${(first.ms / s.ms).toFixed(1)}× |`,
+    ),
+  ].join('\n');
+}
+
+function lossesTable(r: BenchResult): string {
+  const l = r.losses;
+  if (!l) return '';
+  const s = l.shape;
+  const names: Record<string, string> = {
+    siglip: 'SigLIP',
+    clip: 'CLIP',
+    lixp: 'LIxP (batch cross-attention, α = 0.9)',
+    llip: `Llip (K = ${s.mixtureTokens} mixture tokens, ${s.heads} heads)`,
+  };
+  return [
+    `Objectives alone, forward + backward w.r.t. embeddings and loss parameters, batch ${s.batch}, width ${s.dim} (median of ${l.reps}):`,
+    '',
+    '| objective | lab ms | PyTorch 1 thread ms | lab / PyTorch |',
+    '|---|---|---|---|',
+    ...Object.keys(names).map((n) => {
+      const [a, b] = [l.lab[n as keyof LossTimes], l.torch[n]];
+      return `| ${names[n]} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${(a / b).toFixed(2)}× |`;
+    }),
+  ].join('\n');
 }
 
 export function markdown(r: BenchResult): string {
@@ -143,13 +171,15 @@ export function markdown(r: BenchResult): string {
     '',
     `Same weights, batches and AdamW schedule on both sides; ${loss}. Peak = ${235} GFLOP/s (matmul peak of this machine).`,
     '',
+    lossesTable(r),
+    '',
     otherTable(r),
+    '',
+    kernelsTable(r),
     '',
     `Profile of one lab step, ${r.profile.model} (top kernels by time, tf.profile):`,
     '',
     formatProfile(r.profile.steps),
-    '',
-    rowOpsLine(r),
     '',
     `Whole benchmark: ${f0(r.runtimeS)} s.`,
   ].join('\n');

@@ -55,6 +55,11 @@ export class TorchServer {
     return this.call({ cmd: 'steps', key, threads, from, to });
   }
 
+  /** Median ms of forward + backward of each objective (bench/losses.ts has the lab side). */
+  losses(shape: object, reps: number, threads: number): Promise<Record<string, number>> {
+    return this.call({ cmd: 'losses', ...shape, reps, threads });
+  }
+
   async maxRssMiB(): Promise<number> {
     return (await this.call<{ maxRssMiB: number }>({ cmd: 'memory' })).maxRssMiB;
   }

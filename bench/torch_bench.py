@@ -7,6 +7,8 @@ run: each stdin line is a JSON command, each reply one JSON line on stdout.
 
   {"cmd": "load", "key": K, "dir": D, "threads": [1, 2]}  one model copy per thread count
   {"cmd": "steps", "key": K, "threads": T, "from": s, "to": e}  -> {"ms": [...], "cpuMs": [...], "loss": [...]}
+  {"cmd": "losses", "batch": B, "dim": D, "mixtureTokens": K, "heads": M, "tau": t, "reps": r, "threads": T}
+      -> median ms of forward + backward of each loss: {"siglip": ms, "clip": ..., "lixp": ..., "llip": ...}
   {"cmd": "memory"}  -> {"maxRssMiB": ...}
   {"cmd": "quit"}
 
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "reference"))
-from towers import image_tower, siglip, text_tower  # noqa: E402
+from towers import clip, image_tower, lixp, llip, siglip, text_tower  # noqa: E402
 
 
 def lr_at(step, total, o):  # lib/optim.ts lrAt
@@ -97,9 +99,55 @@ def handle(msg):
             ms.append((time.perf_counter() - t0) * 1000)
             cpu.append((time.process_time() - c0) * 1000)
         return {"ms": ms, "cpuMs": cpu, "loss": losses}
+    if cmd == "losses":
+        torch.set_num_threads(msg["threads"])
+        return time_losses(msg)
     if cmd == "memory":
         return {"maxRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     raise ValueError(f"unknown command {cmd}")
+
+
+def time_losses(m):
+    """The four objectives of bench/losses.ts at the same sizes, gradients of every input."""
+    B, D, K = m["batch"], m["dim"], m["mixtureTokens"]
+    g = torch.Generator().manual_seed(0)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).requires_grad_()
+
+    def unit():
+        return F.normalize(torch.randn(B, D, generator=g), dim=1).requires_grad_()
+
+    def scalar(v):
+        return torch.tensor(v, requires_grad=True)
+
+    lixp_p = {"logTau1": scalar(math.log(10)), "bias1": scalar(-10.0), "logTau2": scalar(math.log(10)),
+              "bias2": scalar(-10.0), "logTauCtx": scalar(0.0)}
+    w = {n: rnd(D, D, scale=D ** -0.5) for n in ["wq", "wk", "wv", "wo"]}
+    cases = {
+        "siglip": lambda i, t, a, b: siglip(F.normalize(i, dim=1), t, a, b),
+        "clip": lambda i, t, a: clip(F.normalize(i, dim=1), t, a),
+        "lixp": lambda i, t, *p: lixp(i, t, dict(zip(lixp_p, p)), 0.9),
+        "llip": lambda h, c, wq, wk, wv, wo, a, b: llip(h, c, {"wq": wq, "wk": wk, "wv": wv, "wo": wo}, a, b,
+                                                          m["heads"], m["tau"])[0],
+    }
+    inputs = {
+        "siglip": [rnd(B, D), unit(), scalar(math.log(10)), scalar(-10.0)],
+        "clip": [rnd(B, D), unit(), scalar(math.log(1 / 0.07))],
+        "lixp": [rnd(B, D), unit(), *lixp_p.values()],
+        "llip": [rnd(B, K, D), rnd(B, D), *w.values(), scalar(math.log(10)), scalar(-10.0)],
+    }
+    out = {}
+    for name, f in cases.items():
+        xs = inputs[name]
+        times = []
+        for r in range(-2, m["reps"]):
+            t0 = time.perf_counter()
+            torch.autograd.grad(f(*xs), xs)
+            if r >= 0:
+                times.append((time.perf_counter() - t0) * 1000)
+        out[name] = sorted(times)[len(times) // 2]
+    return out
 
 
 def main():

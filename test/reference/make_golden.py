@@ -20,7 +20,7 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
-from towers import END_ID, clip, image_tower, siglip, text_tower
+from towers import END_ID, clip, image_tower, lixp, llip, siglip, text_tower
 
 torch.set_default_dtype(torch.float64)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -189,15 +189,8 @@ def adamw_case():
 # ---------------------------------------------------------------- LIxP and Llip
 
 
-def sigmoid_pair_loss(cos, log_scale, bias):
-    B = cos.shape[0]
-    labels = 2 * torch.eye(B) - 1
-    return -F.logsigmoid(labels * (cos * log_scale.exp() + bias)).sum() / B
-
-
 def lixp_case():
-    """LIxP loss (masked batch cross-attention, three temperatures), written
-    with masked_fill(-inf) and F.normalize; its own generator."""
+    """LIxP loss (towers.lixp: masked_fill(-inf) attention, F.normalize); its own generator."""
     rng = np.random.default_rng(11)
     B, D, alpha = 6, 8, 0.7
     img = t(rng.normal(size=(B, D)) * 2).requires_grad_()
@@ -205,12 +198,7 @@ def lixp_case():
     txt = t(txt_raw / np.linalg.norm(txt_raw, axis=1, keepdims=True)).requires_grad_()
     init = {"logTau1": math.log(4.0), "bias1": -1.0, "logTau2": math.log(2.0), "bias2": -0.5, "logTauCtx": -1.0}
     p = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
-    x = F.normalize(img, dim=1)
-    att = (x @ x.T) / (p["logTauCtx"].exp() * math.sqrt(D))
-    att = att.masked_fill(torch.eye(B, dtype=torch.bool), float("-inf"))
-    ctx = F.normalize(torch.softmax(att, dim=1) @ img, dim=1)
-    loss = alpha * sigmoid_pair_loss(x @ txt.T, p["logTau1"], p["bias1"]) + \
-        (1 - alpha) * sigmoid_pair_loss(ctx @ txt.T, p["logTau2"], p["bias2"])
+    loss = lixp(img, txt, p, alpha)
     names = list(init)
     grads = torch.autograd.grad(loss, [img, txt] + [p[n] for n in names])
     return {"alpha": alpha, "img": img.tolist(), "txt": txt.tolist(), "params": init, "loss": loss.item(),
@@ -219,23 +207,15 @@ def lixp_case():
 
 
 def llip_case():
-    """Llip loss: per-(image, caption) mixing of K mixture tokens by a
-    caption-queried multi-head cross-attention, written with einsum; its own generator."""
+    """Llip loss (towers.llip: einsum mixing of K mixture tokens per caption); its own generator."""
     rng = np.random.default_rng(13)
     B, K, D, M, tau = 5, 3, 8, 2, 2.0
-    dh = D // M
     mix = t(rng.normal(size=(B, K, D))).requires_grad_()
     cap = t(rng.normal(size=(B, D))).requires_grad_()
     w = {n: t(rng.normal(size=(D, D)) / math.sqrt(D)).requires_grad_() for n in ["wq", "wk", "wv", "wo"]}
     log_scale = torch.tensor(math.log(5.0), requires_grad=True)
     bias = torch.tensor(-2.0, requires_grad=True)
-    q = (cap @ w["wq"]).view(B, M, dh)            # [Bt, M, dh]
-    k = (mix @ w["wk"]).view(B, K, M, dh)         # [B, K, M, dh]
-    v = (mix @ w["wv"]).view(B, K, M, dh)
-    phi = torch.softmax(torch.einsum("jmd,ikmd->ijmk", q, k) / tau, dim=-1)  # [B, Bt, M, K]
-    z = torch.einsum("ijmk,ikmd->ijmd", phi, v).reshape(B, B, D) @ w["wo"]
-    cos = (F.normalize(z, dim=-1) * F.normalize(cap, dim=-1)[None]).sum(-1)   # [B, Bt]
-    loss = sigmoid_pair_loss(cos, log_scale, bias)
+    loss, z = llip(mix, cap, w, log_scale, bias, M, tau)
     inputs = [mix, cap, w["wq"], w["wk"], w["wv"], w["wo"], log_scale, bias]
     g = torch.autograd.grad(loss, inputs)
     return {"heads": M, "tau": tau, "mix": mix.tolist(), "captions": cap.tolist(),

@@ -1,6 +1,7 @@
 """The lab's two towers and losses in PyTorch, written from the math, never from
 the TS code: conv2d patch embedding, F.embedding lookup, F.layer_norm, softmax
-attention, quick GELU, MAP pooling, end-of-text pooling, SigLIP and CLIP losses.
+attention, quick GELU, MAP pooling, end-of-text pooling, SigLIP and CLIP losses,
+and the LIxP and Llip losses (lib/lixp.ts, lib/llip.ts).
 
 Shared by test/reference/make_golden.py (float64 golden values) and
 bench/torch_bench.py (the PyTorch side of `npm run bench`, float32); the dtype
@@ -91,3 +92,30 @@ def clip(img, txt, log_scale):
     logits = torch.exp(log_scale) * img @ txt.T
     target = torch.arange(img.shape[0])
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def lixp(img, txt, p, alpha):
+    """LIxP: alpha·SigLIP(x, t; tau1, b1) + (1 − alpha)·SigLIP(norm(ctx), t; tau2, b2), with
+    ctx = softmax(mask(x xᵀ) / (tauCtx √d)) img, the diagonal masked by -inf."""
+    B, D = img.shape
+    x = F.normalize(img, dim=1)
+    att = (x @ x.T) / (p["logTauCtx"].exp() * math.sqrt(D))
+    att = att.masked_fill(torch.eye(B, dtype=torch.bool), float("-inf"))
+    ctx = F.normalize(torch.softmax(att, dim=1) @ img, dim=1)
+    return alpha * siglip(x, txt, p["logTau1"], p["bias1"]) + (1 - alpha) * siglip(ctx, txt, p["logTau2"], p["bias2"])
+
+
+def llip(mix, cap, w, log_scale, bias, heads, tau):
+    """Llip: z_ij = Concat_m(Σ_k softmax_k(q_j·k_ik / tau) v_ik) W_O; SigLIP on cos(z_ij, t_j).
+    mix [B, K, D] mixture tokens, cap [Bt, D] raw caption features, w: wq wk wv wo."""
+    B, K, D = mix.shape
+    Bt = cap.shape[0]
+    dh = D // heads
+    q = (cap @ w["wq"]).view(Bt, heads, dh)
+    k = (mix @ w["wk"]).view(B, K, heads, dh)
+    v = (mix @ w["wv"]).view(B, K, heads, dh)
+    phi = torch.softmax(torch.einsum("jmd,ikmd->ijmk", q, k) / tau, dim=-1)  # [B, Bt, M, K]
+    z = torch.einsum("ijmk,ikmd->ijmd", phi, v).reshape(B, Bt, D) @ w["wo"]
+    cos = (F.normalize(z, dim=-1) * F.normalize(cap, dim=-1)[None]).sum(-1)  # [B, Bt]
+    labels = 2 * torch.eye(B) - 1
+    return -F.logsigmoid(labels * (cos * log_scale.exp() + bias)).sum() / B, z

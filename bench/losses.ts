@@ -1,0 +1,100 @@
+/**
+ * The contrastive objectives on their own: forward + backward of SigLIP, CLIP,
+ * LIxP and Llip at batch 256 (lab side), w.r.t. the embeddings and every loss
+ * parameter, from the same kind of inputs the training step feeds them.
+ * bench/torch_bench.py times the same four (test/reference/towers.py) in PyTorch.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { LIXP_INIT, type LixpParams, lixpLoss } from '../lib/lixp';
+import { type LlipParams, llipLoss } from '../lib/llip';
+import { CLIP_INIT, clipLoss, SIGLIP_INIT, siglipLoss } from '../lib/losses';
+import { l2normalize } from '../lib/ops';
+
+export interface LossShape {
+  batch: number;
+  dim: number; // embedding width D
+  mixtureTokens: number; // Llip's K
+  heads: number; // Llip's M
+  tau: number; // Llip's temperature
+}
+
+/** The `lab` preset's embedding width; K, M and τ as in the Llip paper. */
+export const LOSS_SHAPE: LossShape = { batch: 256, dim: 64, mixtureTokens: 64, heads: 8, tau: 5 };
+
+export const LOSS_NAMES = ['siglip', 'clip', 'lixp', 'llip'] as const;
+export type LossTimes = Record<(typeof LOSS_NAMES)[number], number>;
+
+/** A loss as a function of its differentiable inputs, with those inputs. */
+function lossCases(
+  s: LossShape,
+): Record<keyof LossTimes, [(...x: tf.Tensor[]) => tf.Scalar, tf.Tensor[]]> {
+  const { batch: B, dim: D, mixtureTokens: K } = s;
+  const raw = () => tf.randomNormal([B, D], 0, 1, 'float32', 1) as tf.Tensor2D;
+  const unit = () => l2normalize(tf.randomNormal([B, D], 0, 1, 'float32', 2) as tf.Tensor2D);
+  const w = (seed: number) => tf.randomNormal([D, D], 0, 1 / Math.sqrt(D), 'float32', seed);
+  const lixpScalars = Object.values(LIXP_INIT).map((v) => tf.scalar(v));
+  const lixpNames = Object.keys(LIXP_INIT);
+  return {
+    siglip: [
+      (i, t, a, b) =>
+        siglipLoss(l2normalize(i as tf.Tensor2D), t as tf.Tensor2D, a as tf.Scalar, b as tf.Scalar),
+      [raw(), unit(), tf.scalar(SIGLIP_INIT.logScale), tf.scalar(SIGLIP_INIT.bias)],
+    ],
+    clip: [
+      (i, t, a) => clipLoss(l2normalize(i as tf.Tensor2D), t as tf.Tensor2D, a as tf.Scalar),
+      [raw(), unit(), tf.scalar(CLIP_INIT.logScale)],
+    ],
+    lixp: [
+      (i, t, ...p) => {
+        const params = Object.fromEntries(
+          lixpNames.map((n, k) => [n, p[k]]),
+        ) as unknown as LixpParams;
+        return lixpLoss(i as tf.Tensor2D, t as tf.Tensor2D, params);
+      },
+      [raw(), unit(), ...lixpScalars],
+    ],
+    llip: [
+      (h, g, wq, wk, wv, wo, a, b) => {
+        const p = { wq, wk, wv, wo, logScale: a, bias: b } as LlipParams;
+        return llipLoss(h as tf.Tensor3D, g as tf.Tensor2D, p, { heads: s.heads, tau: s.tau });
+      },
+      [
+        tf.randomNormal([B, K, D], 0, 1, 'float32', 3),
+        raw(),
+        w(4),
+        w(5),
+        w(6),
+        w(7),
+        tf.scalar(SIGLIP_INIT.logScale),
+        tf.scalar(SIGLIP_INIT.bias),
+      ],
+    ],
+  };
+}
+
+/** Median ms of forward + backward (gradients of every input, synced) of each loss. */
+export function timeLossesLab(s: LossShape, reps: number): LossTimes {
+  const cases = lossCases(s);
+  const out = {} as LossTimes;
+  for (const name of LOSS_NAMES) {
+    const [f, xs] = cases[name];
+    const run = () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.valueAndGrads(f)(xs);
+        tf.concat([
+          value.reshape([1]),
+          ...grads.map((g) => g.reshape([-1]).slice(0, 1)),
+        ]).dataSync();
+      });
+    const ms: number[] = [];
+    for (let r = -2; r < reps; r++) {
+      const t0 = performance.now();
+      run();
+      if (r >= 0) ms.push(performance.now() - t0);
+    }
+    ms.sort((a, b) => a - b);
+    out[name] = ms[ms.length >> 1];
+    tf.dispose(xs);
+  }
+  return out;
+}
