@@ -207,7 +207,7 @@ def lixp_case():
 
 
 def llip_case():
-    """Llip loss (towers.llip: einsum mixing of K mixture tokens per caption); its own generator."""
+    """Llip loss (towers.llip: K mixture tokens mixed per caption); its own generator."""
     rng = np.random.default_rng(13)
     B, K, D, M, tau = 5, 3, 8, 2, 2.0
     mix = t(rng.normal(size=(B, K, D))).requires_grad_()

@@ -107,15 +107,17 @@ def lixp(img, txt, p, alpha):
 
 def llip(mix, cap, w, log_scale, bias, heads, tau):
     """Llip: z_ij = Concat_m(Σ_k softmax_k(q_j·k_ik / tau) v_ik) W_O; SigLIP on cos(z_ij, t_j).
-    mix [B, K, D] mixture tokens, cap [Bt, D] raw caption features, w: wq wk wv wo."""
+    mix [B, K, D] mixture tokens, cap [Bt, D] raw caption features, w: wq wk wv wo.
+    Batched matmuls over heads (einsum's CPU path is ~20x slower at batch 256)."""
     B, K, D = mix.shape
     Bt = cap.shape[0]
     dh = D // heads
-    q = (cap @ w["wq"]).view(Bt, heads, dh)
-    k = (mix @ w["wk"]).view(B, K, heads, dh)
-    v = (mix @ w["wv"]).view(B, K, heads, dh)
-    phi = torch.softmax(torch.einsum("jmd,ikmd->ijmk", q, k) / tau, dim=-1)  # [B, Bt, M, K]
-    z = torch.einsum("ijmk,ikmd->ijmd", phi, v).reshape(B, Bt, D) @ w["wo"]
+    q = (cap @ w["wq"]).view(Bt, heads, dh).transpose(0, 1)                  # [M, Bt, dh]
+    k = (mix @ w["wk"]).view(B * K, heads, dh).transpose(0, 1)               # [M, B·K, dh]
+    v = (mix @ w["wv"]).view(B, K, heads, dh).permute(2, 0, 1, 3)            # [M, B, K, dh]
+    phi = torch.softmax((q @ k.transpose(1, 2)).view(heads, Bt, B, K) / tau, dim=-1)  # [M, Bt, B, K]
+    z = phi.transpose(1, 2) @ v                                              # [M, B, Bt, dh]
+    z = z.permute(1, 2, 0, 3).reshape(B, Bt, D) @ w["wo"]
     cos = (F.normalize(z, dim=-1) * F.normalize(cap, dim=-1)[None]).sum(-1)  # [B, Bt]
     labels = 2 * torch.eye(B) - 1
     return -F.logsigmoid(labels * (cos * log_scale.exp() + bias)).sum() / B, z
