@@ -142,7 +142,7 @@ async function setupWasm(opts: BackendOptions): Promise<BackendInfo> {
   await activate('wasm');
   const wantNative = opts.native ?? process.env.LAB_NATIVE !== '0';
   if (!wantNative) {
-    return { name: 'wasm', native: false, threads: 1, description: 'wasm (native matmul off)' };
+    return { name: 'wasm', native: false, threads: 1, description: 'wasm (native kernels off)' };
   }
   const threads = threadCount();
   try {

@@ -42,7 +42,7 @@ static void lab_adamw(const float *p, const float *grad, const float *m, const f
  * Quick GELU and layer norm, forward and backward, each one pass instead of
  * 3-12 TF.js kernels (lib/ops.ts has the maths and the composite versions).
  * Quick GELU repeats the composite's float32 steps exactly (same bits with the
- * native Sigmoid); layer norm accumulates its row and column sums in double.
+ * native Sigmoid); layer norm sums rows in float lanes and columns (dγ, dβ) in double.
  */
 #define QUICK_GELU_A 1.702f
 
@@ -68,24 +68,36 @@ static void lab_quick_gelu_grad(const float *dy, const float *x, float *dx, int6
   }
 }
 
-/* Per row of x [rows, cols]: x̂ = (x − μ) / sqrt(σ² + eps), y = x̂ γ + β; also writes x̂ and 1/sqrt(σ² + eps). */
+/* Σ_j x_j y_j with LANES independent float accumulators (vectorises, as row_sum in rowops.h). */
+static float row_dot(const float *x, const float *y, int64_t n) {
+  float acc[LANES] = {0};
+  int64_t j = 0;
+  for (; j + LANES <= n; j += LANES) {
+    for (int l = 0; l < LANES; l++) acc[l] += x[j + l] * y[j + l];
+  }
+  float s = 0.0f;
+  for (; j < n; j++) s += x[j] * y[j];
+  for (int l = 0; l < LANES; l++) s += acc[l];
+  return s;
+}
+
+/*
+ * Per row of x [rows, cols]: x̂ = (x − μ) / sqrt(σ² + eps), y = x̂ γ + β; also
+ * writes x̂ and 1/sqrt(σ² + eps). Two-pass variance (centred first), row sums
+ * in float lanes.
+ */
 static void lab_layer_norm(const float *x, const float *g, const float *b, float *y, float *xhat, float *rstd,
                            int64_t rows, int64_t cols, float eps) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
-    double sum = 0.0;
-    for (int64_t j = 0; j < cols; j++) sum += xr[j];
-    float mean = (float)(sum / (double)cols);
-    double sq = 0.0;
-    for (int64_t j = 0; j < cols; j++) {
-      float d = xr[j] - mean;
-      sq += (double)d * d;
-    }
-    float rs = (float)(1.0 / sqrt(sq / (double)cols + (double)eps));
-    rstd[r] = rs;
     float *hr = xhat + r * cols, *yr = y + r * cols;
+    float mean = row_sum(xr, cols) / (float)cols;
+    for (int64_t j = 0; j < cols; j++) hr[j] = xr[j] - mean;
+    float var = row_dot(hr, hr, cols) / (float)cols;
+    float rs = 1.0f / sqrtf(var + eps);
+    rstd[r] = rs;
     for (int64_t j = 0; j < cols; j++) {
-      hr[j] = (xr[j] - mean) * rs;
+      hr[j] *= rs;
       yr[j] = hr[j] * g[j] + b[j];
     }
   }
@@ -93,7 +105,7 @@ static void lab_layer_norm(const float *x, const float *g, const float *b, float
 
 /*
  * dx = rstd · (gy − mean(gy) − x̂ · mean(gy · x̂)) with gy = dy · γ;
- * dγ = Σ_rows dy · x̂, dβ = Σ_rows dy. `acc` holds 2·cols doubles of scratch.
+ * dγ = Σ_rows dy · x̂, dβ = Σ_rows dy (in double). `acc` holds 2·cols doubles of scratch.
  */
 static void lab_layer_norm_grad(const float *dy, const float *xhat, const float *rstd, const float *g, float *dx,
                                 float *dg, float *db, int64_t rows, int64_t cols, double *acc) {
@@ -101,17 +113,15 @@ static void lab_layer_norm_grad(const float *dy, const float *xhat, const float 
   for (int64_t j = 0; j < 2 * cols; j++) acc[j] = 0.0;
   for (int64_t r = 0; r < rows; r++) {
     const float *dyr = dy + r * cols, *hr = xhat + r * cols;
-    double s_g = 0.0, s_gx = 0.0;
-    for (int64_t j = 0; j < cols; j++) {
-      float gy = dyr[j] * g[j];
-      s_g += gy;
-      s_gx += (double)gy * hr[j];
-      ag[j] += (double)dyr[j] * hr[j];
-      ab[j] += dyr[j];
-    }
-    float mean_g = (float)(s_g / (double)cols), mean_gx = (float)(s_gx / (double)cols);
     float *dxr = dx + r * cols;
-    for (int64_t j = 0; j < cols; j++) dxr[j] = rstd[r] * ((dyr[j] * g[j] - mean_g) - hr[j] * mean_gx);
+    for (int64_t j = 0; j < cols; j++) {
+      dxr[j] = dyr[j] * g[j]; /* gy, kept in dx until the row's means are known */
+      ag[j] += (double)(dyr[j] * hr[j]);
+      ab[j] += (double)dyr[j];
+    }
+    float mean_g = row_sum(dxr, cols) / (float)cols;
+    float mean_gx = row_dot(dxr, hr, cols) / (float)cols;
+    for (int64_t j = 0; j < cols; j++) dxr[j] = rstd[r] * ((dxr[j] - mean_g) - hr[j] * mean_gx);
   }
   for (int64_t j = 0; j < cols; j++) {
     dg[j] = (float)ag[j];

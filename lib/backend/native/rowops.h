@@ -77,8 +77,23 @@ static void lab_softmax_rows(const float *x, float *out, int64_t rows, int64_t c
     float *yr = out + i * cols;
     float m = row_max(xr, cols);
     if (m == -INFINITY) m = 0.0f; /* an all -inf row: uniform instead of NaN */
-    for (int64_t j = 0; j < cols; j++) yr[j] = lab_expf(xr[j] - m);
-    float inv = 1.0f / row_sum(yr, cols);
+    /* exp and its sum in one pass, LANES float accumulators */
+    float acc[LANES] = {0};
+    int64_t j = 0;
+    for (; j + LANES <= cols; j += LANES) {
+      for (int l = 0; l < LANES; l++) {
+        float e = lab_expf(xr[j + l] - m);
+        yr[j + l] = e;
+        acc[l] += e;
+      }
+    }
+    float sum = 0.0f;
+    for (; j < cols; j++) {
+      yr[j] = lab_expf(xr[j] - m);
+      sum += yr[j];
+    }
+    for (int l = 0; l < LANES; l++) sum += acc[l];
+    float inv = 1.0f / sum;
     for (int64_t j = 0; j < cols; j++) yr[j] *= inv;
   }
 }
