@@ -7,11 +7,10 @@ import * as tf from '@tensorflow/tfjs';
 import { layerNorm, quickGelu } from '../ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
-/** x W + b as one fused matmul (the bias added inside the native kernel). */
 export function dense(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
+  const y = tf.matMul(x, p[`${prefix}.w`] as tf.Tensor2D) as tf.Tensor2D;
   const b = p[`${prefix}.b`];
-  const w = p[`${prefix}.w`] as tf.Tensor2D;
-  return (b ? tf.fused.matMul({ a: x, b: w, bias: b }) : tf.matMul(x, w)) as tf.Tensor2D;
+  return b ? (tf.add(y, b) as tf.Tensor2D) : y;
 }
 
 export function norm(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
