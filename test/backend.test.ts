@@ -429,6 +429,10 @@ test('Softmax over the last axis: values and gradients match stock', (t) => {
   tf.tidy(() => {
     const y = tf.softmax(tf.tensor2d([[1000, 0, -1000]])).dataSync();
     assertClose(y, [1, 0, 0], 'softmax large logits');
+    // A masked logit gets exactly zero weight (no 1e-38 that turns into denormals downstream).
+    const masked = tf.softmax(tf.tensor2d([[0.5, -1e9, 0.25]])).dataSync();
+    assert.equal(masked[1], 0);
+    assert.equal(tf.sigmoid(tf.tensor1d([-1e9])).dataSync()[0], 0);
   });
 });
 

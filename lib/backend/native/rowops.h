@@ -21,8 +21,14 @@
 #define EXP_HI 88.3f
 #define LANES 8
 
-/* exp(x) for x clamped to [EXP_LO, EXP_HI]: 2^n · e^r with |r| <= ln2 / 2. */
+/*
+ * exp(x): 2^n · e^r with |r| <= ln2 / 2 for x in [EXP_LO, EXP_HI], the largest
+ * float above EXP_HI, and exactly 0 below EXP_LO. The 0 matters: a masked
+ * attention logit (−1e9) must give a zero weight, not 1e-38, whose products in
+ * the backward pass are denormals (each one ~100x slower to compute on x86).
+ */
 static inline float lab_expf(float x) {
+  float under = x < EXP_LO ? 0.0f : 1.0f;
   x = x < EXP_LO ? EXP_LO : (x > EXP_HI ? EXP_HI : x);
   float n = floorf(x * 1.44269504088896341f + 0.5f);
   float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -36,7 +42,7 @@ static inline float lab_expf(float x) {
   int32_t bits = ((int32_t)n + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return p * scale * under;
 }
 
 /* out[i] = 1 / (1 + exp(-x[i])); out may alias x. */
