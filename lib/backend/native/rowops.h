@@ -22,13 +22,14 @@
 #define LANES 8
 
 /*
- * exp(x): 2^n · e^r with |r| <= ln2 / 2 for x in [EXP_LO, EXP_HI], the largest
- * float above EXP_HI, and exactly 0 below EXP_LO. The 0 matters: a masked
- * attention logit (−1e9) must give a zero weight, not 1e-38, whose products in
- * the backward pass are denormals (each one ~100x slower to compute on x86).
+ * exp(x): 2^n · e^r with |r| <= ln2 / 2 for x in [EXP_LO, EXP_HI], +inf above
+ * and exactly 0 below, as expf. The ends matter: a masked attention logit
+ * (−1e9) must get a zero weight and σ(−1e9) must be 0, not the 1e-38 and 4e-39
+ * a clamped exp gives, whose products downstream are denormals (each ~100x
+ * slower to compute on x86).
  */
 static inline float lab_expf(float x) {
-  float under = x < EXP_LO ? 0.0f : 1.0f;
+  float ends = x < EXP_LO ? 0.0f : (x > EXP_HI ? INFINITY : 1.0f);
   x = x < EXP_LO ? EXP_LO : (x > EXP_HI ? EXP_HI : x);
   float n = floorf(x * 1.44269504088896341f + 0.5f);
   float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -42,7 +43,7 @@ static inline float lab_expf(float x) {
   int32_t bits = ((int32_t)n + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
-  return p * scale * under;
+  return p * scale * ends;
 }
 
 /* out[i] = 1 / (1 + exp(-x[i])); out may alias x. */
