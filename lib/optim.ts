@@ -65,7 +65,13 @@ export function globalNorm(ts: tf.Tensor[]): tf.Scalar {
   return tf.tidy(() => tf.sqrt(tf.addN(ts.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
 }
 
-type Update = (n: string, scale: tf.Tensor, hyper: AdamWAttrs) => tf.Tensor1D;
+/** One parameter and its AdamW state: what an update reads and assigns. */
+interface Slot {
+  p: tf.Variable;
+  grad: tf.Tensor;
+  m: tf.Variable;
+  v: tf.Variable;
+}
 
 /**
  * One AdamW update, in place. Returns scalars [gradNorm, paramNorm, updateNorm]
@@ -92,14 +98,12 @@ export function adamwStep(
       o.gradClip > 0 ? tf.minimum(1, tf.div(o.gradClip, tf.add(gNorm, 1e-6))) : tf.scalar(1);
     const { beta1, beta2, eps } = o;
     const base = { lr, beta1, beta2, eps, bc1, bc2 };
-    const update: Update = (n, sc, hyper) =>
-      fused
-        ? fusedUpdate(params[n], grads[n], state.m[n], state.v[n], sc, hyper)
-        : compositeUpdate(params[n], grads[n], state.m[n], state.v[n], sc, hyper);
+    const update = fused ? fusedUpdate : compositeUpdate;
     // [Σ step², Σ param'²] of each parameter
     const sq = names.map((n) => {
       const weightDecay = specs[n]?.decay && o.weightDecay > 0 ? o.weightDecay : 0;
-      return update(n, scale, { ...base, weightDecay });
+      const slot = { p: params[n], grad: grads[n], m: state.m[n], v: state.v[n] };
+      return update(slot, scale, { ...base, weightDecay });
     });
     const rest = Object.keys(params).filter((n) => !grads[n]);
     for (const n of rest)
@@ -113,14 +117,7 @@ export function adamwStep(
  * AdamW as TF.js ops: m' = β1 m + (1-β1) g, v' = β2 v + (1-β2) g²,
  * p' = p - lr·(m'/bc1 / (sqrt(v'/bc2) + eps) + wd·p), with g = grad · scale.
  */
-function compositeUpdate(
-  p: tf.Variable,
-  grad: tf.Tensor,
-  m: tf.Variable,
-  v: tf.Variable,
-  scale: tf.Tensor,
-  a: AdamWAttrs,
-): tf.Tensor1D {
+function compositeUpdate({ p, grad, m, v }: Slot, scale: tf.Tensor, a: AdamWAttrs): tf.Tensor1D {
   const g = tf.mul(grad, scale);
   m.assign(tf.add(tf.mul(m, a.beta1), tf.mul(g, 1 - a.beta1)));
   v.assign(tf.add(tf.mul(v, a.beta2), tf.mul(tf.square(g), 1 - a.beta2)));
@@ -132,14 +129,7 @@ function compositeUpdate(
 }
 
 /** The same update in one call of the backend's fused kernel. */
-function fusedUpdate(
-  p: tf.Variable,
-  grad: tf.Tensor,
-  m: tf.Variable,
-  v: tf.Variable,
-  scale: tf.Tensor,
-  a: AdamWAttrs,
-): tf.Tensor1D {
+function fusedUpdate({ p, grad, m, v }: Slot, scale: tf.Tensor, a: AdamWAttrs): tf.Tensor1D {
   const inputs = { param: p, grad, m, v, scale };
   const attrs = a as unknown as tf.NamedAttrMap;
   const [p2, m2, v2, stats] = tf.engine().runKernel(ADAMW, inputs, attrs) as tf.Tensor[];

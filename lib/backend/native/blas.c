@@ -201,6 +201,19 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Throws naming `what` unless every [offs[i], offs[i] + spans[i]) lies in the heap. */
+static int check_spans(napi_env env, const Heap *h, const int64_t *offs, const int64_t *spans, int n, const char *what) {
+  for (int i = 0; i < n; i++) {
+    if (spans[i] < 0 || !in_heap(h, offs[i], spans[i])) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "lab-blas: %s operand outside the heap", what);
+      napi_throw_range_error(env, NULL, msg);
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /* How many floats a row kernel writes: one per element, per row or per column. */
 typedef enum { OUT_ALL, OUT_ROWS, OUT_COLS } OutSpan;
 
@@ -215,13 +228,8 @@ static int get_rows_args(napi_env env, napi_callback_info info, Heap *heap, int6
     return 0;
   }
   int64_t out_len = kind == OUT_ALL ? v[1] * v[2] : kind == OUT_ROWS ? v[1] : v[2];
-  if (v[1] < 0 || v[2] < 0 || !in_heap(heap, v[0], v[1] * v[2]) || !in_heap(heap, v[3], out_len)) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "lab-blas: %s operand outside the heap", what);
-    napi_throw_range_error(env, NULL, msg);
-    return 0;
-  }
-  return 1;
+  int64_t offs[2] = {v[0], v[3]}, spans[2] = {v[1] < 0 || v[2] < 0 ? -1 : v[1] * v[2], out_len};
+  return check_spans(env, heap, offs, spans, 2, what);
 }
 
 /*
@@ -373,19 +381,6 @@ static napi_value AdamWUpdate(napi_env env, napi_callback_info info) {
 static int get_fused_args(napi_env env, napi_callback_info info, size_t n_ints, Heap *heap, int64_t *v) {
   napi_value argv[16];
   return get_args(env, info, n_ints + 1, argv) && get_heap(env, argv[0], heap) && get_ints(env, argv + 1, n_ints, v);
-}
-
-/* Throws naming `what` unless every [offs[i], offs[i] + spans[i]) lies in the heap. */
-static int check_spans(napi_env env, const Heap *h, const int64_t *offs, const int64_t *spans, int n, const char *what) {
-  for (int i = 0; i < n; i++) {
-    if (spans[i] < 0 || !in_heap(h, offs[i], spans[i])) {
-      char msg[96];
-      snprintf(msg, sizeof msg, "lab-blas: %s operand outside the heap", what);
-      napi_throw_range_error(env, NULL, msg);
-      return 0;
-    }
-  }
-  return 1;
 }
 
 /* quickGelu(heap, x, y, n) */
