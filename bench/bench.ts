@@ -5,7 +5,7 @@
  * batch 256) and the `lab` preset in TF.js (the backend the lab picks) and in
  * PyTorch at 1 and 2 threads (bench/torch_bench.py), from the same weights, on
  * the same batches, with the same AdamW schedule, alternating after warm-up; then
- * checks the losses agree, profiles one lab step, and times evaluation over a
+ * checks the losses agree, profiles one lab step of each model, and times evaluation over a
  * 10 000-image cache and static figure export. Writes bench/results/<date>.json
  * and the table in bench/README.md.
  *
@@ -129,7 +129,8 @@ async function main(): Promise<void> {
   } finally {
     torch.close();
   }
-  const profile = await profileCase(cases[0], world);
+  const profiles = [];
+  for (const c of cases) profiles.push(await profileCase(c, world));
   const kernels = kernelsCase(cases.find((k) => k.key === 'lab') ?? cases[0], world, info.native);
   const model = evalModel(world, cases);
   const evaluation = timeEvaluation(model, world, CACHE_IMAGES);
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
     versions: versions(torchVersion, 'addon' in addon ? addon.addon.version() : null),
     backend: info.description,
     cases: results,
-    profile,
+    profiles,
     kernels,
     losses,
     evaluation,

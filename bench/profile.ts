@@ -4,7 +4,11 @@
  * the backend runs them), plus what no kernel accounts for (JS, tape, tidy).
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerNativeKernels, restoreStockKernels } from '../lib/backend/native';
+import {
+  type KernelOptions,
+  registerNativeKernels,
+  restoreStockKernels,
+} from '../lib/backend/native';
 import type { Batch } from '../lib/data/types';
 import type { Model } from '../lib/model/index';
 import { type AdamState, adamwStep, lrAt, type OptimConfig } from '../lib/optim';
@@ -87,7 +91,7 @@ export function formatProfile(p: StepProfile): string {
 /** One set of kernels a step can run with, and how to switch to it. */
 interface KernelSet {
   name: string;
-  env: Record<string, string>; // LAB_* switches read by registerNativeKernels
+  options: KernelOptions; // for registerNativeKernels
   native: boolean; // false: stock wasm kernels only
 }
 
@@ -97,16 +101,18 @@ interface KernelSet {
  * now (oneDNN sgemm, data movement, fused AdamW / quick GELU / layer norm).
  */
 export const KERNEL_SETS: KernelSet[] = [
-  { name: 'stock wasm', env: {}, native: false },
+  { name: 'stock wasm', options: {}, native: false },
   {
     name: 'OpenBLAS matmuls + Sum/Sigmoid/Softmax',
-    env: { LAB_GEMM: 'openblas', LAB_NATIVE_COPY: '0', LAB_NATIVE_FUSED: '0' },
+    options: { gemm: 'openblas', rowOps: true, copy: false, fused: false },
     native: true,
   },
-  { name: 'all native kernels (oneDNN matmuls)', env: {}, native: true },
+  {
+    name: 'all native kernels (oneDNN matmuls)',
+    options: { gemm: 'dnnl', rowOps: true, copy: true, fused: true },
+    native: true,
+  },
 ];
-
-const SWITCHES = ['LAB_GEMM', 'LAB_NATIVE_ROWOPS', 'LAB_NATIVE_COPY', 'LAB_NATIVE_FUSED'];
 
 export interface KernelSetsAB {
   model: string;
@@ -117,7 +123,7 @@ export interface KernelSetsAB {
 /**
  * Before/after in one process: the same step alternating between the kernel
  * sets round by round (rotating who goes first), after one warm-up round;
- * medians of wall and CPU time. Restores the environment's choice afterwards.
+ * medians of wall and CPU time. Registers the environment's choice again afterwards.
  */
 export function kernelSetsAB(
   model: string,
@@ -125,17 +131,9 @@ export function kernelSetsAB(
   rounds: number,
   threads: number,
 ): KernelSetsAB {
-  const saved = Object.fromEntries(SWITCHES.map((k) => [k, process.env[k]]));
-  const setEnv = (env: Record<string, string | undefined>) => {
-    for (const k of SWITCHES) {
-      if (env[k] === undefined) delete process.env[k];
-      else process.env[k] = env[k];
-    }
-  };
   const use = (set: KernelSet | null) => {
     restoreStockKernels();
-    setEnv(set ? set.env : saved);
-    if (!set || set.native) registerNativeKernels(threads);
+    if (!set || set.native) registerNativeKernels(threads, set?.options);
   };
   const times = KERNEL_SETS.map(() => ({ ms: [] as number[], cpu: [] as number[] }));
   try {

@@ -20,7 +20,7 @@ export interface BenchResult {
   versions: Record<string, string>;
   backend: string;
   cases: CaseResult[];
-  profile: { model: string; steps: StepProfile };
+  profiles: { model: string; steps: StepProfile }[];
   kernels: KernelSetsAB | null;
   losses: { shape: LossShape; reps: number; lab: LossTimes; torch: Record<string, number> } | null;
   evaluation: EvalTimes;
@@ -177,10 +177,12 @@ export function markdown(r: BenchResult): string {
     '',
     kernelsTable(r),
     '',
-    `Profile of one lab step, ${r.profile.model} (top kernels by time, tf.profile):`,
-    '',
-    formatProfile(r.profile.steps),
-    '',
+    ...r.profiles.flatMap((p) => [
+      `Profile of one lab step, ${p.model} (top kernels by time, tf.profile):`,
+      '',
+      formatProfile(p.steps),
+      '',
+    ]),
     `Whole benchmark: ${f0(r.runtimeS)} s.`,
   ].join('\n');
 }

@@ -7,9 +7,9 @@
  * call the C addon (lib/backend/native/blas.c, rowops.h/.ts, copyops.h/.ts)
  * directly on the wasm heap, so no tensor is copied to or from it. Gradients
  * run through the same kernels. The stock kernels are kept and used for every
- * case we do not handle. LAB_NATIVE_ROWOPS=0 keeps stock Sigmoid/Softmax and
- * trailing-axis Sum, LAB_NATIVE_COPY=0 the stock data-movement kernels (the
- * matmuls stay native), for before/after measurements.
+ * case we do not handle. KernelOptions (or LAB_GEMM, LAB_NATIVE_ROWOPS=0,
+ * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0) switch sets off for before/after
+ * measurements; the matmuls stay native.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -257,15 +257,41 @@ const KERNELS: Record<string, tf.KernelFunc> = {
 let rowOps = true;
 
 /**
- * The kernels to replace. The matmuls and leading-axis Sum always; the row
- * kernels (rowops.ts) unless LAB_NATIVE_ROWOPS=0, the copy kernels (copyops.ts)
- * unless LAB_NATIVE_COPY=0 (both switches exist for before/after
- * measurements); either set is skipped when the addon predates it (a stale
- * build/native/blas.node).
+ * Which kernel sets to register (before/after measurements switch them off
+ * one by one). Defaults come from the environment, read once per
+ * registration and never written: LAB_GEMM=dnnl|openblas, LAB_NATIVE_ROWOPS=0,
+ * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0. (Writing process.env at run time is
+ * setenv, unsafe while native threads may read the environment.)
  */
-function replaced(addon: BlasAddon): string[] {
-  rowOps = process.env.LAB_NATIVE_ROWOPS !== '0' && typeof addon.softmaxRows === 'function';
-  const copyOps = process.env.LAB_NATIVE_COPY !== '0' && typeof addon.copyStrided === 'function';
+export interface KernelOptions {
+  gemm?: 'dnnl' | 'openblas'; // oneDNN when built in, else OpenBLAS
+  rowOps?: boolean; // Sigmoid, Softmax, trailing-axis Sum (rowops.ts)
+  copy?: boolean; // Transpose, Slice, SplitV, Concat, Identity (copyops.ts)
+  fused?: boolean; // AdamW, quick GELU, layer norm (fused.ts)
+}
+
+function withDefaults(o: KernelOptions): Required<KernelOptions> {
+  const env = process.env;
+  const gemm = o.gemm ?? env.LAB_GEMM ?? 'dnnl';
+  if (gemm !== 'dnnl' && gemm !== 'openblas') {
+    throw new Error(`LAB_GEMM=${gemm}: expected dnnl or openblas`);
+  }
+  return {
+    gemm,
+    rowOps: o.rowOps ?? env.LAB_NATIVE_ROWOPS !== '0',
+    copy: o.copy ?? env.LAB_NATIVE_COPY !== '0',
+    fused: o.fused ?? env.LAB_NATIVE_FUSED !== '0',
+  };
+}
+
+/**
+ * The kernels to replace: the matmuls and leading-axis Sum always, the row and
+ * copy kernels as `o` says; a set is skipped when the addon predates it (a
+ * stale build/native/blas.node).
+ */
+function replaced(addon: BlasAddon, o: Required<KernelOptions>): string[] {
+  rowOps = o.rowOps && typeof addon.softmaxRows === 'function';
+  const copyOps = o.copy && typeof addon.copyStrided === 'function';
   return [
     ...MATMUL_KERNELS,
     ...Object.keys(ROW_KERNELS).filter((name) => rowOps || name === 'Sum'),
@@ -282,42 +308,34 @@ function replaceKernel(config: tf.KernelConfig, kernelFunc: tf.KernelFunc): void
 /** The lab's own fused kernels registered by us (lib/backend/kernels.ts), to unregister on restore. */
 let added: string[] = [];
 
-/**
- * The fused kernels to add: all unless LAB_NATIVE_FUSED=0 (before/after
- * measurements) or the addon predates them.
- */
-function fusedToAdd(addon: BlasAddon): string[] {
-  const on = process.env.LAB_NATIVE_FUSED !== '0' && typeof addon.layerNormGrad === 'function';
+/** The fused kernels to add, unless off or the addon predates them. */
+function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
+  const on = o.fused && typeof addon.layerNormGrad === 'function';
   return on ? Object.keys(FUSED_KERNELS) : [];
 }
 
-/**
- * The library behind the native matmuls: oneDNN when the addon was built with
- * it (AVX-512 aware), else OpenBLAS; LAB_GEMM=openblas|dnnl picks one.
- */
-export function selectGemm(addon: BlasAddon): 'oneDNN' | 'OpenBLAS' {
-  const want = process.env.LAB_GEMM ?? 'dnnl';
-  if (want !== 'dnnl' && want !== 'openblas') {
-    throw new Error(`LAB_GEMM=${want}: expected dnnl or openblas`);
-  }
+/** Points the native matmuls at oneDNN (when built in and asked for) or OpenBLAS. */
+function selectGemm(addon: BlasAddon, want: 'dnnl' | 'openblas'): 'oneDNN' | 'OpenBLAS' {
   const dnnl = want === 'dnnl' && typeof addon.setGemm === 'function' && addon.setGemm('dnnl');
   if (!dnnl && typeof addon.setGemm === 'function') addon.setGemm('openblas');
   return dnnl ? 'oneDNN' : 'OpenBLAS';
 }
 
 /**
- * Registers the native kernels on backend 'wasm' (idempotent), picks the
- * matmul library (selectGemm) and sets its thread count. Throws with the
+ * Registers the native kernels on backend 'wasm' (idempotent; call
+ * restoreStockKernels first to change `options`), picks the matmul library
+ * and sets its thread count. Throws with the
  * reason when the addon is unusable.
  * @returns the addon's version string.
  */
-export function registerNativeKernels(threads: number): string {
+export function registerNativeKernels(threads: number, options: KernelOptions = {}): string {
   const addon = mustAddon();
+  const o = withDefaults(options);
   addon.setThreads(threads);
-  selectGemm(addon);
+  selectGemm(addon, o.gemm);
   if (stock) return addon.version();
   const saved = new Map<string, tf.KernelConfig>();
-  const names = replaced(addon);
+  const names = replaced(addon, o);
   for (const name of names) {
     const config = tf.getKernel(name, 'wasm');
     if (!config) throw new Error(`[lab] native matmul: no stock wasm kernel ${name}`);
@@ -325,7 +343,7 @@ export function registerNativeKernels(threads: number): string {
   }
   stock = saved;
   for (const name of names) replaceKernel(saved.get(name)!, KERNELS[name]);
-  added = fusedToAdd(addon);
+  added = fusedToAdd(addon, o);
   for (const name of added) {
     const kernel = FUSED_KERNELS[name];
     const kernelFunc = ((args: KernelArgs) => kernel(args, mustAddon())) as tf.KernelFunc;
