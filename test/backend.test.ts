@@ -4,6 +4,8 @@
  * checked against the reference only.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../lib/backend';
@@ -561,4 +563,18 @@ test('Transpose, Slice, SplitV, Concat: native equals stock exactly, with gradie
     assert.deepEqual(Array.from(tf.transpose(x).dataSync()), [1, 4, 2, 5, 3, 6]);
     assert.deepEqual(tf.split(x, 3, 1)[2].arraySync(), [[3], [6]]);
   });
+});
+
+test('matmuls survive a storm of signals (oneDNN heap-corruption guard)', (t) => {
+  if (missing) return t.skip(missing);
+  const script = path.join(__dirname, 'fixtures', 'signal-stress.ts');
+  const res = spawnSync(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, SECS: '8' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  const tail = `${res.stderr ?? ''}`.split('\n').slice(-4).join('\n');
+  assert.equal(res.status, 0, `signal stress exited ${res.status} (${res.signal ?? ''}): ${tail}`);
+  const { pairs, signals } = JSON.parse(res.stdout.trim().split('\n').at(-1) ?? '{}');
+  assert.ok(pairs > 0 && signals > 100, `${pairs} matmul pairs, ${signals} signals`);
 });

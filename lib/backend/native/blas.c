@@ -16,6 +16,8 @@
 #ifdef LAB_DNNL
 #include <dnnl.h>
 #include <omp.h>
+#include <pthread.h>
+#include <signal.h>
 #endif
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +28,7 @@
 #include "rowops.h"
 #include "fusedops.h" /* uses lab_expf of rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 6"
+#define LAB_BLAS_VERSION "lab-blas 7"
 
 /*
  * Which sgemm runs the matmuls. oneDNN (built in when dnnl.h was found) picks
@@ -144,6 +146,43 @@ static void row_major_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, con
               1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)n);
 }
 
+/*
+ * oneDNN before 3.11.2 corrupts the heap when a signal arrives while its
+ * AVX-512 sgemm JIT kernel runs (it points the stack register into the heap;
+ * oneDNN issue #4845). Node takes signals all the time (SIGCHLD when a child
+ * process exits, SIGINT from a notebook's interrupt), and the bench crashed
+ * with "corrupted size vs. prev_size" right after its PyTorch child exited.
+ * So signals are held back on this thread for the duration of the matmuls
+ * (two syscalls per kernel call) and delivered right after. OpenMP workers,
+ * created inside the first call, inherit the blocked mask.
+ */
+typedef struct {
+  int active;
+#ifdef LAB_DNNL
+  sigset_t saved;
+#endif
+} SignalGuard;
+
+static SignalGuard hold_signals(void) {
+  SignalGuard guard = {0};
+#ifdef LAB_DNNL
+  if (gemm_impl == GEMM_DNNL) {
+    sigset_t all;
+    sigfillset(&all);
+    guard.active = pthread_sigmask(SIG_BLOCK, &all, &guard.saved) == 0;
+  }
+#endif
+  return guard;
+}
+
+static void release_signals(SignalGuard *guard) {
+#ifdef LAB_DNNL
+  if (guard->active) pthread_sigmask(SIG_SETMASK, &guard->saved, NULL);
+#else
+  (void)guard;
+#endif
+}
+
 static void run_gemm(float *heap, const Gemm *g) {
   int64_t m = g->m, batch = g->batch;
   /* A shared B with a plain A is one tall matmul: [batch*M, K] x [K, N]. */
@@ -197,7 +236,9 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "lab-blas: sgemm operand outside the heap");
     return NULL;
   }
+  SignalGuard guard = hold_signals();
   run_gemm(heap.data, &g);
+  release_signals(&guard);
   return NULL;
 }
 
