@@ -315,10 +315,9 @@ function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
 }
 
 /** Points the native matmuls at oneDNN (when built in and asked for) or OpenBLAS. */
-function selectGemm(addon: BlasAddon, want: 'dnnl' | 'openblas'): 'oneDNN' | 'OpenBLAS' {
-  const dnnl = want === 'dnnl' && typeof addon.setGemm === 'function' && addon.setGemm('dnnl');
-  if (!dnnl && typeof addon.setGemm === 'function') addon.setGemm('openblas');
-  return dnnl ? 'oneDNN' : 'OpenBLAS';
+function selectGemm(addon: BlasAddon, want: 'dnnl' | 'openblas'): void {
+  if (typeof addon.setGemm !== 'function') return; // a stale addon: OpenBLAS only
+  if (want === 'openblas' || !addon.setGemm('dnnl')) addon.setGemm('openblas');
 }
 
 /**

@@ -255,6 +255,12 @@ static int check_spans(napi_env env, const Heap *h, const int64_t *offs, const i
   return 1;
 }
 
+/* Reads (heap, ...n_ints integers) into heap and v. */
+static int get_heap_ints(napi_env env, napi_callback_info info, size_t n_ints, Heap *heap, int64_t *v) {
+  napi_value argv[16];
+  return get_args(env, info, n_ints + 1, argv) && get_heap(env, argv[0], heap) && get_ints(env, argv + 1, n_ints, v);
+}
+
 /* How many floats a row kernel writes: one per element, per row or per column. */
 typedef enum { OUT_ALL, OUT_ROWS, OUT_COLS } OutSpan;
 
@@ -264,10 +270,7 @@ typedef enum { OUT_ALL, OUT_ROWS, OUT_COLS } OutSpan;
  */
 static int get_rows_args(napi_env env, napi_callback_info info, Heap *heap, int64_t *v, OutSpan kind,
                          const char *what) {
-  napi_value argv[5];
-  if (!get_args(env, info, 5, argv) || !get_heap(env, argv[0], heap) || !get_ints(env, argv + 1, 4, v)) {
-    return 0;
-  }
+  if (!get_heap_ints(env, info, 4, heap, v)) return 0;
   int64_t out_len = kind == OUT_ALL ? v[1] * v[2] : kind == OUT_ROWS ? v[1] : v[2];
   int64_t offs[2] = {v[0], v[3]}, spans[2] = {v[1] < 0 || v[2] < 0 ? -1 : v[1] * v[2], out_len};
   return check_spans(env, heap, offs, spans, 2, what);
@@ -405,12 +408,9 @@ static napi_value AdamWUpdate(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int64_t n = o[0];
-  int ok = n >= 0 && in_heap(&heap, o[5], 1) && in_heap(&heap, o[9], 2);
-  for (int i = 1; i <= 8; i++) ok = ok && (i == 5 || in_heap(&heap, o[i], n));
-  if (!ok) {
-    napi_throw_range_error(env, NULL, "lab-blas: adamw operand outside the heap");
-    return NULL;
-  }
+  /* p, grad, m, v, scale, p', m', v', stats */
+  int64_t spans[ADAMW_OFFSETS - 1] = {n, n, n, n, 1, n, n, n, 2};
+  if (!check_spans(env, &heap, o + 1, spans, ADAMW_OFFSETS - 1, "adamw")) return NULL;
   float *d = heap.data;
   AdamW a = {(float)h[0], (float)h[1], (float)(1.0 - h[1]), (float)h[2], (float)(1.0 - h[2]),
              (float)h[3], (float)h[4], (float)h[5], (float)h[6]};
@@ -418,17 +418,11 @@ static napi_value AdamWUpdate(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Reads (heap, ...n_ints integers) into heap and v. */
-static int get_fused_args(napi_env env, napi_callback_info info, size_t n_ints, Heap *heap, int64_t *v) {
-  napi_value argv[16];
-  return get_args(env, info, n_ints + 1, argv) && get_heap(env, argv[0], heap) && get_ints(env, argv + 1, n_ints, v);
-}
-
 /* quickGelu(heap, x, y, n) */
 static napi_value QuickGelu(napi_env env, napi_callback_info info) {
   Heap h;
   int64_t v[3];
-  if (!get_fused_args(env, info, 3, &h, v)) return NULL;
+  if (!get_heap_ints(env, info, 3, &h, v)) return NULL;
   int64_t offs[2] = {v[0], v[1]}, spans[2] = {v[2], v[2]};
   if (check_spans(env, &h, offs, spans, 2, "quickGelu")) lab_quick_gelu(h.data + v[0], h.data + v[1], v[2]);
   return NULL;
@@ -438,7 +432,7 @@ static napi_value QuickGelu(napi_env env, napi_callback_info info) {
 static napi_value QuickGeluGrad(napi_env env, napi_callback_info info) {
   Heap h;
   int64_t v[4];
-  if (!get_fused_args(env, info, 4, &h, v)) return NULL;
+  if (!get_heap_ints(env, info, 4, &h, v)) return NULL;
   int64_t offs[3] = {v[0], v[1], v[2]}, spans[3] = {v[3], v[3], v[3]};
   if (check_spans(env, &h, offs, spans, 3, "quickGeluGrad")) {
     lab_quick_gelu_grad(h.data + v[0], h.data + v[1], h.data + v[2], v[3]);
@@ -468,7 +462,7 @@ static napi_value LayerNorm(napi_env env, napi_callback_info info) {
 static napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   Heap h;
   int64_t v[9];
-  if (!get_fused_args(env, info, 9, &h, v)) return NULL;
+  if (!get_heap_ints(env, info, 9, &h, v)) return NULL;
   int64_t rows = v[7], cols = v[8], n = rows * cols;
   int64_t offs[7] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6]}, spans[7] = {n, n, rows, cols, n, cols, cols};
   if (rows < 0 || cols < 0 || !check_spans(env, &h, offs, spans, 7, "layerNormGrad")) return NULL;

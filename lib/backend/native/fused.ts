@@ -26,32 +26,6 @@ type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 export type FusedKernel = (args: KernelArgs, addon: FusedAddon) => tf.TensorInfo[];
 
-const adamw: FusedKernel = (args, addon) => {
-  const ins = args.inputs as Record<'param' | 'grad' | 'm' | 'v' | 'scale', tf.TensorInfo>;
-  const a = args.attrs as unknown as AdamWAttrs;
-  const { param, grad, m, v, scale } = ins;
-  const all = [param, grad, m, v, scale];
-  if (all.some((t) => t.dtype !== 'float32')) throw new Error(`${ADAMW}: float32 tensors only`);
-  const n = tf.util.sizeFromShape(param.shape);
-  if ([grad, m, v].some((t) => tf.util.sizeFromShape(t.shape) !== n)) {
-    throw new Error(`${ADAMW}: param, grad, m and v must have the same size`);
-  }
-  if (tf.util.sizeFromShape(scale.shape) !== 1)
-    throw new Error(`${ADAMW}: scale must be one element`);
-  const backend = args.backend as WasmBackend;
-  const outs = [
-    backend.makeOutput(param.shape, 'float32'),
-    backend.makeOutput(param.shape, 'float32'),
-    backend.makeOutput(param.shape, 'float32'),
-    backend.makeOutput([2], 'float32'),
-  ];
-  const offsets = [...all, ...outs].map((t) => offsetOf(backend, t));
-  const hyper = [a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2];
-  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
-  addon.adamw(backend.wasm.HEAPF32, n, ...offsets, ...hyper);
-  return outs;
-};
-
 function mustFloat(name: string, ts: tf.TensorInfo[]): void {
   if (ts.some((t) => t.dtype !== 'float32')) throw new Error(`${name}: float32 tensors only`);
 }
@@ -69,6 +43,26 @@ function run(
   fn(backend.wasm.HEAPF32, offsets);
   return outs;
 }
+
+const adamw: FusedKernel = (args, addon) => {
+  const { param, grad, m, v, scale } = args.inputs as Record<
+    'param' | 'grad' | 'm' | 'v' | 'scale',
+    tf.TensorInfo
+  >;
+  const a = args.attrs as unknown as AdamWAttrs;
+  mustFloat(ADAMW, [param, grad, m, v, scale]);
+  const n = tf.util.sizeFromShape(param.shape);
+  if ([grad, m, v].some((t) => tf.util.sizeFromShape(t.shape) !== n)) {
+    throw new Error(`${ADAMW}: param, grad, m and v must have the same size`);
+  }
+  if (tf.util.sizeFromShape(scale.shape) !== 1)
+    throw new Error(`${ADAMW}: scale must be one element`);
+  const shapes = [param.shape, param.shape, param.shape, [2]];
+  const hyper = [a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2];
+  return run(args.backend as WasmBackend, [param, grad, m, v, scale], shapes, (heap, offsets) =>
+    addon.adamw(heap, n, ...offsets, ...hyper),
+  );
+};
 
 const quickGelu: FusedKernel = (args, addon) => {
   const { x } = args.inputs as { x: tf.TensorInfo };
