@@ -14,11 +14,11 @@
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { backendInfo, initBackend } from '../lib/backend';
+import { backendInfo, initBackend } from '../lib/backend/index';
 import { loadAddon } from '../lib/backend/native';
 import { createWorld } from '../lib/data/world';
 import { createModel, disposeParams } from '../lib/model/index';
-import { createAdamState, disposeAdamState } from '../lib/optim';
+import { createAdamState, disposeAdamState } from '../lib/train/optim';
 import { type CaseResult, compareCase, type Plan } from './compare';
 import { type FigureTimes, timeEvaluation, timeFigureExport } from './extras';
 import { LOSS_SHAPE, type LossShape, timeLossesLab } from './losses';

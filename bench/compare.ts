@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { World } from '../lib/data/world';
 import { disposeParams } from '../lib/model/index';
-import { createAdamState, disposeAdamState } from '../lib/optim';
+import { createAdamState, disposeAdamState } from '../lib/train/optim';
 import { labStep } from './profile';
 import {
   type BenchCase,

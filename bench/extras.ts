@@ -8,9 +8,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { World } from '../lib/data/world';
-import { accuracyOf, embedImages, fewShotAccuracy, zeroShotWeights } from '../lib/eval';
+import { accuracyOf, embedImages, fewShotAccuracy, zeroShotWeights } from '../lib/eval/evaluate';
 import type { Model } from '../lib/model/index';
-import { closeExporter, lineFigure, savePng } from '../lib/plot';
+import { closeExporter, lineFigure, savePng } from '../lib/plot/plot';
 import { Rng } from '../lib/rng';
 
 export interface EvalTimes {

@@ -5,10 +5,10 @@
  * bench/torch_bench.py times the same four (test/reference/towers.py) in PyTorch.
  */
 import * as tf from '@tensorflow/tfjs';
-import { LIXP_INIT, type LixpParams, lixpLoss } from '../lib/lixp';
-import { type LlipParams, llipLoss } from '../lib/llip';
-import { CLIP_INIT, clipLoss, SIGLIP_INIT, siglipLoss } from '../lib/losses';
-import { l2normalize } from '../lib/ops';
+import { l2normalize } from '../lib/model/ops';
+import { LIXP_INIT, type LixpParams, lixpLoss } from '../lib/objectives/lixp';
+import { type LlipParams, llipLoss } from '../lib/objectives/llip';
+import { CLIP_INIT, clipLoss, SIGLIP_INIT, siglipLoss } from '../lib/objectives/siglip';
 
 export interface LossShape {
   batch: number;

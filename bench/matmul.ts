@@ -4,7 +4,7 @@
  * in lib/backend.ts (set LAB_THREADS to try others).
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../lib/backend';
+import { initBackend } from '../lib/backend/index';
 import { registerNativeKernels, restoreStockKernels } from '../lib/backend/native';
 
 const reps = Number(process.argv[2] ?? 7);

@@ -11,8 +11,8 @@ import {
 } from '../lib/backend/native';
 import type { Batch } from '../lib/data/types';
 import type { Model } from '../lib/model/index';
-import { type AdamState, adamwStep, lrAt, type OptimConfig } from '../lib/optim';
-import { lossAndGrads } from '../lib/train';
+import { lossAndGrads } from '../lib/train/loop';
+import { type AdamState, adamwStep, lrAt, type OptimConfig } from '../lib/train/optim';
 
 export interface KernelShare {
   kernel: string;

@@ -5,12 +5,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PRESETS } from '../lib/config/presets';
 import type { Batch } from '../lib/data/types';
 import type { World } from '../lib/data/world';
 import { createModel, type Model, type ModelConfig } from '../lib/model/index';
-import { defaultOptim, type OptimConfig } from '../lib/optim';
-import { PRESETS } from '../lib/presets';
 import { Rng } from '../lib/rng';
+import { defaultOptim, type OptimConfig } from '../lib/train/optim';
 
 export interface BenchCase {
   key: string; // 'issue' | 'lab' | 'smoke'

@@ -6,7 +6,7 @@
  *   LAB_NATIVE=0 CFG=8,64,2,256,64,2 node --import tsx bench/step.ts   # stock wasm
  */
 
-import { initBackend } from '../lib/backend';
+import { initBackend } from '../lib/backend/index';
 import { createModel, defaultOptim, trainLoop } from '../lib/index';
 import { Rng } from '../lib/rng';
 

@@ -1,15 +1,15 @@
 /**
  * The lab's public API. Notebooks and external tests import from here.
  */
-export { type BackendInfo, backendInfo, initBackend } from './backend';
-export * from './checkpoint';
-export * from './config';
-export * from './eval';
-export * from './lixp';
-export * from './llip';
-export * from './losses';
+export { type BackendInfo, backendInfo, initBackend } from './backend/index';
+export * from './config/schema';
+export * from './eval/evaluate';
 export * from './model/index';
-export { checkShape, embed, l2normalize, layerNorm, logSigmoid, quickGelu } from './ops';
-export * from './optim';
+export { checkShape, embed, l2normalize, layerNorm, logSigmoid, quickGelu } from './model/ops';
+export * from './objectives/lixp';
+export * from './objectives/llip';
+export * from './objectives/siglip';
 export { Rng } from './rng';
-export * from './train';
+export * from './runs/checkpoint';
+export * from './train/loop';
+export * from './train/optim';

@@ -12,8 +12,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../lib/paths';
-import { enqueueGrid } from '../lib/queue';
-import { appendResults, loadResults, RESULTS_DIR, runRows, summarise } from '../lib/results';
+import { showTable } from '../lib/plot/table';
+import { enqueueGrid } from '../lib/runs/queue';
+import { appendResults, loadResults, RESULTS_DIR, runRows, summarise } from '../lib/runs/results';
 import {
   expandGrid,
   type Grid,
@@ -23,8 +24,7 @@ import {
   runDir,
   runLocal,
   type SweepSummary,
-} from '../lib/sweep';
-import { showTable } from '../lib/table';
+} from '../lib/runs/sweep';
 
 /** A grid definition from `sweeps/<name>.ts` (its default export, or `grid`). */
 function loadGrid(name: string): Grid {

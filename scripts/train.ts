@@ -13,14 +13,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../lib/backend';
-import { CheckpointError, listCheckpoints } from '../lib/checkpoint';
-import { ConfigError, checkOverrideKeys, validateConfig } from '../lib/config';
-import { type FinalSummary, runExperiment, trainExperiment } from '../lib/experiment';
+import { initBackend } from '../lib/backend/index';
+import { type ExperimentConfig, makeConfig, PRESETS } from '../lib/config/presets';
+import { ConfigError, checkOverrideKeys, validateConfig } from '../lib/config/schema';
 import { labPath, writeAtomic } from '../lib/paths';
-import { type ExperimentConfig, makeConfig, PRESETS } from '../lib/presets';
-import { showTable } from '../lib/table';
-import { DivergenceError } from '../lib/train';
+import { showTable } from '../lib/plot/table';
+import { CheckpointError, listCheckpoints } from '../lib/runs/checkpoint';
+import { type FinalSummary, runExperiment, trainExperiment } from '../lib/runs/experiment';
+import { DivergenceError } from '../lib/train/loop';
 
 /** CLI options that are not part of the experiment config; a resume reuses them. */
 interface RunSettings {

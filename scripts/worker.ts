@@ -6,8 +6,8 @@
  * run; BullMQ hands that job to another worker once its lock expires.
  */
 import { parseArgs } from 'node:util';
-import { startWorker } from '../lib/queue';
-import { liveChildren } from '../lib/sweep';
+import { startWorker } from '../lib/runs/queue';
+import { liveChildren } from '../lib/runs/sweep';
 
 const { values } = parseArgs({
   options: {

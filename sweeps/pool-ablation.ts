@@ -4,7 +4,7 @@
  * 2 seeds (6 runs). 400 steps keep one run to about two minutes on the 2-core
  * machine, so the whole grid is a coffee break with two workers.
  */
-import type { Grid } from '../lib/sweep';
+import type { Grid } from '../lib/runs/sweep';
 
 const grid: Grid = {
   name: 'pool-ablation',

@@ -7,7 +7,7 @@
  * About 6 min per batch-256 run on the 2-core machine (environment.md); run it
  * with `npm run sweep -- siglip-vs-clip` and leave it, or spread it with --queue.
  */
-import type { Grid } from '../lib/sweep';
+import type { Grid } from '../lib/runs/sweep';
 
 const grid: Grid = {
   name: 'siglip-vs-clip',

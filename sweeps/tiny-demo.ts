@@ -3,7 +3,7 @@
  * `tiny` preset cut to 5 steps and a thin evaluation, SigLIP vs CLIP × 2 seeds.
  * Its numbers mean nothing; that the four runs finish, once each, is the point.
  */
-import type { Grid } from '../lib/sweep';
+import type { Grid } from '../lib/runs/sweep';
 
 const grid: Grid = {
   name: 'tiny-demo',

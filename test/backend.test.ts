@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { backendInfo, initBackend } from '../lib/backend';
+import { backendInfo, initBackend } from '../lib/backend/index';
 import {
   type BlasAddon,
   loadAddon,
@@ -16,7 +16,7 @@ import {
   registerNativeKernels,
   restoreStockKernels,
 } from '../lib/backend/native';
-import { layerNorm, quickGelu } from '../lib/ops';
+import { layerNorm, quickGelu } from '../lib/model/ops';
 
 const loaded = loadAddon();
 const missing = 'error' in loaded ? loaded.error : null;

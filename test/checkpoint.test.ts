@@ -12,6 +12,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { makeConfig } from '../lib/config/presets';
+import type { Batch } from '../lib/data/types';
+import { createModel, disposeParams, type Model } from '../lib/model/index';
+import { Rng } from '../lib/rng';
 import {
   CheckpointWriter,
   encodeCheckpoint,
@@ -19,14 +23,10 @@ import {
   readCheckpoint,
   restoreCheckpoint,
   weightsSha256,
-} from '../lib/checkpoint';
-import type { Batch } from '../lib/data/types';
-import { labData, resolveModelConfig } from '../lib/experiment';
-import { createModel, disposeParams, type Model } from '../lib/model/index';
-import { createAdamState, disposeAdamState } from '../lib/optim';
-import { makeConfig } from '../lib/presets';
-import { Rng } from '../lib/rng';
-import { DivergenceError, trainLoop } from '../lib/train';
+} from '../lib/runs/checkpoint';
+import { labData, resolveModelConfig } from '../lib/runs/experiment';
+import { DivergenceError, trainLoop } from '../lib/train/loop';
+import { createAdamState, disposeAdamState } from '../lib/train/optim';
 import { setup } from './helpers';
 
 before(setup);

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, nearestKey, validateConfig } from '../lib/config';
-import { type ExperimentConfig, makeConfig, PRESETS } from '../lib/presets';
+import { type ExperimentConfig, makeConfig, PRESETS } from '../lib/config/presets';
+import { ConfigError, nearestKey, validateConfig } from '../lib/config/schema';
 import { Rng } from '../lib/rng';
 
 function rejects(cfg: unknown, field: string, pattern?: RegExp): void {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../lib/backend';
+import { initBackend } from '../lib/backend/index';
 
 export async function setup(): Promise<void> {
   await initBackend();

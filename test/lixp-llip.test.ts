@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { contextualize, type LixpParams, lixpLoss } from '../lib/lixp';
-import { type LlipParams, llipLoss, llipMix } from '../lib/llip';
-import { siglipLoss, sigmoidPairLoss } from '../lib/losses';
-import { l2normalize } from '../lib/ops';
+import { l2normalize } from '../lib/model/ops';
+import { contextualize, type LixpParams, lixpLoss } from '../lib/objectives/lixp';
+import { type LlipParams, llipLoss, llipMix } from '../lib/objectives/llip';
+import { siglipLoss, sigmoidPairLoss } from '../lib/objectives/siglip';
 import { assertClose, loadGolden, setup, tensorOf } from './helpers';
 
 before(setup);

@@ -16,7 +16,7 @@ import {
   disposeAdamState,
   lrAt,
   type OptimConfig,
-} from '../lib/optim';
+} from '../lib/train/optim';
 import { assertClose, loadGolden, setup } from './helpers';
 
 interface AdamwGolden {

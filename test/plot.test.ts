@@ -12,8 +12,8 @@ import {
   METHOD_COLORS,
   type Series,
   savePng,
-} from '../lib/plot';
-import { formatNumber, showTable, toMarkdown, toText } from '../lib/table';
+} from '../lib/plot/plot';
+import { formatNumber, showTable, toMarkdown, toText } from '../lib/plot/table';
 
 const NO_CHROMIUM = fs.existsSync('/usr/bin/chromium')
   ? false

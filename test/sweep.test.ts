@@ -12,8 +12,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { repoRoot } from '../lib/paths';
-import { loadResults, meanCI, mergeRows, type Row, summarise, tCritical } from '../lib/results';
-import { expandGrid, type Grid } from '../lib/sweep';
+import {
+  loadResults,
+  meanCI,
+  mergeRows,
+  type Row,
+  summarise,
+  tCritical,
+} from '../lib/runs/results';
+import { expandGrid, type Grid } from '../lib/runs/sweep';
 import siglipVsClip from '../sweeps/siglip-vs-clip';
 import tinyDemo from '../sweeps/tiny-demo';
 

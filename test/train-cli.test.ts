@@ -12,13 +12,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { initBackend } from '../lib/backend';
-import { readCheckpoint } from '../lib/checkpoint';
+import { initBackend } from '../lib/backend/index';
+import { makeConfig } from '../lib/config/presets';
 import { clearFashionMnistCache, DEFAULT_FASHION_MNIST_DIR } from '../lib/data/fashionMnist';
-import { runExperiment } from '../lib/experiment';
 import { disposeParams } from '../lib/model/index';
-import { makeConfig } from '../lib/presets';
 import { Rng } from '../lib/rng';
+import { readCheckpoint } from '../lib/runs/checkpoint';
+import { runExperiment } from '../lib/runs/experiment';
 
 const ROOT = path.join(__dirname, '..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lab-cli-'));

@@ -5,9 +5,9 @@
  * the config with its parameters.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type LossName, lossParamSpecs } from '../losses';
-import { l2normalize } from '../ops';
+import { type LossName, lossParamSpecs } from '../objectives/siglip';
 import { type ModelConfig, validateModelConfig } from './config';
+import { l2normalize } from './ops';
 import { initParams, type ParamSpecs, type Params } from './params';
 import { encodeTextsRaw, endOfTextMask, textTowerSpecs } from './text';
 import { encodeImagesRaw, imageTowerSpecs } from './vit';

@@ -4,7 +4,7 @@
  * goes through 3-D batched matmuls [B·H, T, dh] (3-D × 3-D, which is fine).
  */
 import * as tf from '@tensorflow/tfjs';
-import { layerNorm, quickGelu } from '../ops';
+import { layerNorm, quickGelu } from './ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 export function dense(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {

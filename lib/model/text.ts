@@ -5,9 +5,9 @@
  * mask means padding after END never influences it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { embed } from '../ops';
 import type { TextTowerConfig } from './config';
 import { block, blockSpecs, norm } from './layers';
+import { embed } from './ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 export function textTowerSpecs(tx: TextTowerConfig, embedDim: number): ParamSpecs {

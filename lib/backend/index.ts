@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { registerNativeKernels } from './backend/native';
+import { registerNativeKernels } from './native';
 
 export type BackendChoice = 'tensorflow' | 'wasm' | 'cpu';
 

@@ -17,11 +17,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describeDifference } from './config';
-import type { Params } from './model/params';
-import type { AdamState } from './optim';
-import { writeAtomic } from './paths';
-import type { StepRecord } from './train';
+import { describeDifference } from '../config/schema';
+import type { Params } from '../model/params';
+import { writeAtomic } from '../paths';
+import type { StepRecord } from '../train/loop';
+import type { AdamState } from '../train/optim';
 
 export const CHECKPOINT_MAGIC = 'LABCKPT\n';
 export const CHECKPOINT_VERSION = 1;

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { repoRoot, writeAtomic } from './paths';
+import { repoRoot, writeAtomic } from '../paths';
 
 /** One colour per method across all notebooks; keys are lower-case method names. */
 export const METHOD_COLORS: Record<string, string> = {

@@ -3,10 +3,10 @@
  * variant is `makeConfig('lab', { loss: 'clip', steps: 200 })` — a deep merge, so
  * an override names only what it changes. Every run logs its merged config.
  */
-import type { WorldConfig } from './data/world';
-import type { LossName } from './losses';
-import type { ImageTowerConfig, TextTowerConfig } from './model/config';
-import { defaultOptim, type OptimConfig } from './optim';
+import type { WorldConfig } from '../data/world';
+import type { ImageTowerConfig, TextTowerConfig } from '../model/config';
+import type { LossName } from '../objectives/siglip';
+import { defaultOptim, type OptimConfig } from '../train/optim';
 
 export interface EvalConfig {
   every: number; // evaluate every N steps during training (0: only at the end)

@@ -4,8 +4,8 @@
  * as SigLIP and Llip use to stabilise contrastive pretraining.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ADAMW, type AdamWAttrs, hasKernel } from './backend/kernels';
-import type { ParamSpecs, Params } from './model/params';
+import { ADAMW, type AdamWAttrs, hasKernel } from '../backend/kernels';
+import type { ParamSpecs, Params } from '../model/params';
 
 export interface OptimConfig {
   lr: number; // peak learning rate

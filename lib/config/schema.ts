@@ -7,8 +7,8 @@
  * The schema below mirrors `ExperimentConfig` in presets.ts; cross-field rules
  * (heads divide widths, shots fit the support pool) come after the per-field ones.
  */
-import { IMAGE_SIZE } from './data/types';
-import { defaultWorldConfig } from './data/world';
+import { IMAGE_SIZE } from '../data/types';
+import { defaultWorldConfig } from '../data/world';
 import type { ExperimentConfig } from './presets';
 
 /** A config problem; `field` is the dotted path of the offending key. */

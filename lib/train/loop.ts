@@ -14,10 +14,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from './data/types';
-import { IMAGE_SIZE } from './data/types';
-import { clipLoss, siglipLoss } from './losses';
-import { encodeImages, encodeTexts, type Model } from './model/index';
+import type { Batch } from '../data/types';
+import { IMAGE_SIZE } from '../data/types';
+import { encodeImages, encodeTexts, type Model } from '../model/index';
+import { clipLoss, siglipLoss } from '../objectives/siglip';
+import { Progress } from '../progress';
 import {
   type AdamState,
   adamwStep,
@@ -26,7 +27,6 @@ import {
   lrAt,
   type OptimConfig,
 } from './optim';
-import { Progress } from './progress';
 
 /** Loss of a model on unit embeddings, with the model's own learnable scalars. */
 export function contrastiveLoss(

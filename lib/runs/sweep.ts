@@ -11,9 +11,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { labPath, repoRoot } from './paths';
-import { type DeepPartial, type ExperimentConfig, makeConfig } from './presets';
-import { fmtTime } from './progress';
+import { type DeepPartial, type ExperimentConfig, makeConfig } from '../config/presets';
+import { labPath, repoRoot } from '../paths';
+import { fmtTime } from '../progress';
 import { gitCommit, type RunMeta } from './results';
 
 /** A grid: the preset and base overrides every run shares, the axes it varies, the seeds. */

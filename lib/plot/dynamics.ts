@@ -2,8 +2,9 @@
  * Training dynamics: figures of any per-step quantity (loss, t, b, norms,
  * accuracies) for several runs at once, one colour per method.
  */
+
+import type { StepRecord } from '../train/loop';
 import { type Figure, lineFigure } from './plot';
-import type { StepRecord } from './train';
 
 export interface NamedRun {
   name: string; // legend entry

@@ -6,16 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import {
-  type Checkpoint,
-  CheckpointWriter,
-  loadLatestCheckpoint,
-  restoreCheckpoint,
-  weightsSha256,
-} from './checkpoint';
-import { buildTaskSuite } from './data/tasks';
-import type { Task } from './data/types';
-import { createWorld, type World } from './data/world';
+import type { ExperimentConfig } from '../config/presets';
+import { buildTaskSuite } from '../data/tasks';
+import type { Task } from '../data/types';
+import { createWorld, type World } from '../data/world';
 import {
   embedImages,
   evaluateSuite,
@@ -23,13 +17,19 @@ import {
   retrieval,
   type TaskResult,
   zeroShotAccuracy,
-} from './eval';
-import { createModel, disposeParams, type Model, type ModelConfig } from './model/index';
-import { createAdamState, disposeAdamState } from './optim';
-import { labPath, writeAtomic } from './paths';
-import type { ExperimentConfig } from './presets';
-import { Rng } from './rng';
-import { type StepRecord, trainLoop } from './train';
+} from '../eval/evaluate';
+import { createModel, disposeParams, type Model, type ModelConfig } from '../model/index';
+import { labPath, writeAtomic } from '../paths';
+import { Rng } from '../rng';
+import { type StepRecord, trainLoop } from '../train/loop';
+import { createAdamState, disposeAdamState } from '../train/optim';
+import {
+  type Checkpoint,
+  CheckpointWriter,
+  loadLatestCheckpoint,
+  restoreCheckpoint,
+  weightsSha256,
+} from './checkpoint';
 
 export interface LabData {
   world: World;

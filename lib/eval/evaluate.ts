@@ -7,12 +7,12 @@
  *  - retrieval: image→text and text→image recall@1/@5 over N pairs.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Tokenizer } from './data/tokenizer';
-import type { Batch, LabelledImages, Task } from './data/types';
-import { IMAGE_SIZE } from './data/types';
-import { encodeImages, encodeTexts, type Model } from './model/index';
-import { l2normalize } from './ops';
-import { Rng } from './rng';
+import type { Tokenizer } from '../data/tokenizer';
+import type { Batch, LabelledImages, Task } from '../data/types';
+import { IMAGE_SIZE } from '../data/types';
+import { encodeImages, encodeTexts, type Model } from '../model/index';
+import { l2normalize } from '../model/ops';
+import { Rng } from '../rng';
 
 /** Unit image embeddings [N, E] of a flat image array, computed `chunk` at a time. */
 export function embedImages(model: Model, images: Float32Array, chunk = 256): tf.Tensor2D {

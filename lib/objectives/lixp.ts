@@ -14,9 +14,9 @@
  * temperatures are the paper's recommendation (its temperature ablation).
  */
 import * as tf from '@tensorflow/tfjs';
-import { SIGLIP_INIT, sigmoidPairLoss } from './losses';
-import type { ParamSpecs } from './model/params';
-import { checkShape, l2normalize } from './ops';
+import { checkShape, l2normalize } from '../model/ops';
+import type { ParamSpecs } from '../model/params';
+import { SIGLIP_INIT, sigmoidPairLoss } from './siglip';
 
 /** The learnable scalars of the LIxP loss, as tensors (log temperatures and biases). */
 export interface LixpParams {

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type ColumnTable, from, fromArrow, toArrowIPC, toCSV } from 'arquero';
-import { labPath, repoRoot } from './paths';
+import { labPath, repoRoot } from '../paths';
 import type { RunSpec } from './sweep';
 
 export type Row = Record<string, string | number | null>;

@@ -17,7 +17,7 @@ import {
   QUICK_GELU,
   QUICK_GELU_GRAD,
   runFused,
-} from './backend/kernels';
+} from '../backend/kernels';
 
 type Saved = (tensors: tf.Tensor[]) => void;
 type GradOp = (...args: never[]) => {

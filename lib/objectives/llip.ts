@@ -17,9 +17,9 @@
  * gradient is broken, see shared facts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { lossParamSpecs, sigmoidPairLoss } from './losses';
-import { denseSpecs, type ParamSpecs } from './model/params';
-import { checkShape, l2normalize } from './ops';
+import { checkShape, l2normalize } from '../model/ops';
+import { denseSpecs, type ParamSpecs } from '../model/params';
+import { lossParamSpecs, sigmoidPairLoss } from './siglip';
 
 export interface LlipConfig {
   heads: number; // M

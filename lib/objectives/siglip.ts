@@ -12,8 +12,8 @@
  *   logits = exp(t) · img · txtᵀ,  L = ½ (CE_rows(logits, I) + CE_cols(logits, I)).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ParamSpecs } from './model/params';
-import { checkShape, logSigmoid } from './ops';
+import { checkShape, logSigmoid } from '../model/ops';
+import type { ParamSpecs } from '../model/params';
 
 export type LossName = 'siglip' | 'clip';
 
