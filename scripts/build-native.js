@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 /**
- * Builds the optional OpenBLAS matmul addon (lib/backend/native/blas.c) into
- * build/native/blas.node. Runs as the package's `install` script, so it must
- * never fail `npm ci`: when the compiler, the Node headers or OpenBLAS is
- * missing it prints one line and the lab falls back to plain wasm kernels.
+ * Builds the optional native addon into build/native/addon.node: the lab's
+ * matmul, row, copy and fused kernels for the wasm backend (matmul.h,
+ * rowops.h, copyops.h, fusedops.h), compiled through their Node-API layer
+ * lib/backend/native/addon.c, the one source file. Matmuls go through
+ * OpenBLAS, and through oneDNN too when libdnnl-dev is installed. Runs as the
+ * package's `install` script, so it must never fail `npm ci`: when the
+ * compiler, the Node headers or OpenBLAS is missing it prints one line and
+ * the lab falls back to plain wasm kernels.
  *
- * We call the C compiler directly instead of node-gyp: one file, one library,
- * no Python, and it builds offline in about a second.
+ * We call the C compiler directly instead of node-gyp: one source file, one
+ * or two libraries, no Python, and it builds offline in about a second.
  */
 
 const { spawnSync } = require('node:child_process');
@@ -14,9 +18,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const source = path.join(root, 'lib', 'backend', 'native', 'blas.c');
+const source = path.join(root, 'lib', 'backend', 'native', 'addon.c');
 const outDir = path.join(root, 'build', 'native');
-const target = path.join(outDir, 'blas.node');
+const target = path.join(outDir, 'addon.node');
 
 /** First directory holding node_api.h: an override, the running node's own prefix, then /usr. */
 function findNodeHeaders() {
@@ -32,7 +36,7 @@ function findNodeHeaders() {
 /** Says why the addon is not built and how to get it; exits 0 so installs go on. */
 function giveUp(reason) {
   console.log(
-    `[lab] native matmul not built (${reason}); the lab will fall back to plain wasm. ` +
+    `[lab] native kernels not built (${reason}); the lab will fall back to plain wasm. ` +
       'To enable it: apt-get install -y gcc libopenblas-dev libnode-dev, then node scripts/build-native.js',
   );
   process.exit(0);

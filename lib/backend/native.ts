@@ -1,10 +1,10 @@
 /**
- * Native OpenBLAS kernels for the TF.js wasm backend (see shared facts/speed.md).
+ * Native kernels for the TF.js wasm backend (see shared facts/speed.md).
  *
  * Everything stays on the wasm backend; only `BatchMatMul`, `_FusedMatMul`,
  * `Sum` (leading or trailing axes), `Sigmoid`, `Softmax` and the data-movement
  * kernels `Transpose`, `Slice`, `SplitV`, `Concat` are swapped for kernels that
- * call the C addon (lib/backend/native/blas.c, rowops.h/.ts, copyops.h/.ts)
+ * call the C addon (lib/backend/native/addon.c with matmul.h, rowops.h/.ts, copyops.h/.ts)
  * directly on the wasm heap, so no tensor is copied to or from it. Gradients
  * run through the same kernels. The stock kernels are kept and used for every
  * case we do not handle. KernelOptions (or LAB_GEMM, LAB_NATIVE_ROWOPS=0,
@@ -63,7 +63,7 @@ let addonCache: { addon: BlasAddon } | { error: string } | null = null;
 let stock: Map<string, tf.KernelConfig> | null = null;
 
 /**
- * build/native/blas.node above this file. We walk up from the real path so it
+ * build/native/addon.node above this file. We walk up from the real path so it
  * is found from lib/, from the notebooks/lib symlink and from a notebook's cwd.
  */
 export function addonPath(): string | null {
@@ -71,7 +71,7 @@ export function addonPath(): string | null {
   for (const start of starts) {
     let dir = start;
     for (let up = 0; up < 5; up++) {
-      const file = path.join(dir, 'build', 'native', 'blas.node');
+      const file = path.join(dir, 'build', 'native', 'addon.node');
       if (fs.existsSync(file)) return file;
       dir = path.dirname(dir);
     }
@@ -287,7 +287,7 @@ function withDefaults(o: KernelOptions): Required<KernelOptions> {
 /**
  * The kernels to replace: the matmuls and leading-axis Sum always, the row and
  * copy kernels as `o` says; a set is skipped when the addon predates it (a
- * stale build/native/blas.node).
+ * stale build/native/addon.node).
  */
 function replaced(addon: BlasAddon, o: Required<KernelOptions>): string[] {
   rowOps = o.rowOps && typeof addon.softmaxRows === 'function';

@@ -1,6 +1,6 @@
 /*
  * One strided copy for the TF.js wasm backend's data-movement kernels
- * (Transpose, Slice, SplitV, Concat, Tile), included by blas.c.
+ * (Transpose, Slice, SplitV, Concat, Tile), included by addon.c.
  *
  * Why: stock wasm slices a non-contiguous block row by row from JS and its
  * transpose walks the input in output order; splitting the fused q/k/v

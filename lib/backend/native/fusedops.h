@@ -1,5 +1,6 @@
 /*
- * Fused optimizer kernel for the TF.js wasm backend, included by blas.c.
+ * The lab's fused kernels for the TF.js wasm backend (AdamW; quick GELU and
+ * layer norm, forward and backward), included by addon.c.
  *
  * Why: AdamW as TF.js ops is ~20 kernel calls per parameter (plus the norms),
  * ~1100 calls in a lab-preset step, each paying the engine's fixed cost. This

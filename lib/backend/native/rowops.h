@@ -1,5 +1,5 @@
 /*
- * Elementwise and row kernels for the TF.js wasm backend, included by blas.c
+ * Elementwise and row kernels for the TF.js wasm backend, included by addon.c
  * (the build compiles that one file). After the matmuls went to OpenBLAS, the
  * stock wasm Sigmoid (scalar expf), Softmax and last-axis Sum were the largest
  * kernels of a training step (bench/README.md has the profile).
@@ -103,6 +103,20 @@ static void lab_softmax_rows(const float *x, float *out, int64_t rows, int64_t c
     float inv = 1.0f / sum;
     for (int64_t j = 0; j < cols; j++) yr[j] *= inv;
   }
+}
+
+/*
+ * out[j] = sum_i x[i, j] of a [rows, cols] matrix (a reduction over leading
+ * axes: bias gradients; stock wasm transposes the whole tensor first).
+ * Accumulates in `acc`, cols doubles of zeroed scratch, one row at a time so
+ * the inner loop streams memory and vectorises.
+ */
+static void lab_sum_rows(const float *x, float *out, int64_t rows, int64_t cols, double *acc) {
+  const float *src = x;
+  for (int64_t i = 0; i < rows; i++, src += cols) {
+    for (int64_t j = 0; j < cols; j++) acc[j] += src[j];
+  }
+  for (int64_t j = 0; j < cols; j++) out[j] = (float)acc[j];
 }
 
 /* out[i] = sum_j x[i, j] of a [rows, cols] matrix (a reduction over trailing axes). */

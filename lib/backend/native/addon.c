@@ -1,46 +1,36 @@
 /*
- * OpenBLAS matmul and column-sum kernels for the TF.js wasm backend.
+ * The Node-API layer of the lab's native addon (build/native/addon.node),
+ * the one file the build compiles: it reads each call's arguments, checks
+ * every operand lies inside the wasm heap, runs the kernel and exports the
+ * functions lib/backend/native.ts loads. The kernels live beside it, each in
+ * a header: matmul.h (sgemm through oneDNN or OpenBLAS), rowops.h (sums,
+ * sigmoid, softmax), copyops.h (strided copies), fusedops.h (AdamW, quick
+ * GELU, layer norm).
  *
- * Why: stock wasm matmul runs at a few GFLOP/s and its transposed path (every
- * weight gradient goes through A^T B) is ~70x slower than OpenBLAS. We keep
- * the wasm backend for everything else and compute directly on its heap, so
- * no tensor is ever copied.
- *
- * The JS side passes the heap as a Float32Array (HEAPF32, read after the
- * output was allocated, because heap growth replaces the buffer) and every
- * operand as a float offset into it. Nothing here allocates on the wasm heap;
- * every access is bounds-checked against the view's length before BLAS runs.
+ * Why on the heap: we keep the wasm backend for everything else and compute
+ * directly on its memory, so no tensor is ever copied. The JS side passes the
+ * heap as a Float32Array (HEAPF32, read after the output was allocated,
+ * because heap growth replaces the buffer) and every operand as a float
+ * offset into it. Nothing here allocates on the wasm heap; every access is
+ * bounds-checked against the view's length before a kernel runs.
  */
-#include <cblas.h>
+#include <cblas.h> /* openblas_set_num_threads, openblas_get_config */
 #include <node_api.h>
 #ifdef LAB_DNNL
-#include <dnnl.h>
+#include <dnnl.h> /* dnnl_version */
 #include <omp.h>
-#include <pthread.h>
-#include <signal.h>
 #endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "matmul.h"
 #include "copyops.h"
 #include "rowops.h"
 #include "fusedops.h" /* uses lab_expf of rowops.h */
 
 #define LAB_BLAS_VERSION "lab-blas 7"
-
-/*
- * Which sgemm runs the matmuls. oneDNN (built in when dnnl.h was found) picks
- * AVX-512 kernels itself; Debian's OpenBLAS runs AVX2 ones here (the
- * environment pins OPENBLAS_CORETYPE=Haswell), about half as fast on this CPU.
- */
-enum { GEMM_OPENBLAS, GEMM_DNNL };
-#ifdef LAB_DNNL
-static int gemm_impl = GEMM_DNNL;
-#else
-static int gemm_impl = GEMM_OPENBLAS;
-#endif
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -103,10 +93,6 @@ static int64_t batch_span(int64_t batch, int64_t stride, int64_t size) {
 enum { ARG_HEAP, ARG_TA, ARG_TB, ARG_BATCH, ARG_M, ARG_N, ARG_K, ARG_A, ARG_SA, ARG_B,
        ARG_SB, ARG_C, ARG_BIAS, ARG_BIAS_SB, ARG_BIAS_SM, ARG_BIAS_SN, ARG_ACT, GEMM_ARGS };
 
-typedef struct {
-  int64_t ta, tb, batch, m, n, k, a, sa, b, sb, c, bias, bias_sb, bias_sm, bias_sn, act;
-} Gemm;
-
 static int gemm_in_bounds(const Heap *h, const Gemm *g) {
   int64_t bias_span = g->bias < 0 ? 0
                       : (g->batch - 1) * g->bias_sb + (g->m - 1) * g->bias_sm +
@@ -116,104 +102,12 @@ static int gemm_in_bounds(const Heap *h, const Gemm *g) {
          in_heap(h, g->c, g->batch * g->m * g->n) && (g->bias < 0 || in_heap(h, g->bias, bias_span));
 }
 
-/* Seeds C with the broadcast bias so sgemm can accumulate onto it (beta = 1). */
-static void fill_bias(float *c, const float *bias, int64_t rows, const Gemm *g) {
-  for (int64_t r = 0; r < rows; r++) {
-    float *row = c + r * g->n;
-    const float *br = bias + r * g->bias_sm;
-    if (g->bias_sn == 1) {
-      memcpy(row, br, (size_t)g->n * sizeof(float));
-    } else {
-      for (int64_t j = 0; j < g->n; j++) row[j] = br[j * g->bias_sn];
-    }
-  }
-}
-
-static void relu(float *c, int64_t n) {
-  for (int64_t i = 0; i < n; i++) c[i] = c[i] > 0.0f ? c[i] : 0.0f;
-}
-
-/* C[m, n] = op(A) op(B) + beta·C, all row-major, through the chosen library. */
-static void row_major_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                            const float *b, int64_t ldb, float beta, float *c) {
-#ifdef LAB_DNNL
-  if (gemm_impl == GEMM_DNNL &&
-      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, n) == dnnl_success) {
-    return;
-  }
-#endif
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
-              1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)n);
-}
-
-/*
- * oneDNN before 3.11.2 corrupts the heap when a signal arrives while its
- * AVX-512 sgemm JIT kernel runs (it points the stack register into the heap;
- * oneDNN issue #4845). Node takes signals all the time (SIGCHLD when a child
- * process exits, SIGINT from a notebook's interrupt), and the bench crashed
- * with "corrupted size vs. prev_size" right after its PyTorch child exited.
- * So signals are held back on this thread for the duration of the matmuls
- * (two syscalls per kernel call) and delivered right after. OpenMP workers,
- * created inside the first call, inherit the blocked mask.
- */
-typedef struct {
-  int active;
-#ifdef LAB_DNNL
-  sigset_t saved;
-#endif
-} SignalGuard;
-
-static SignalGuard hold_signals(void) {
-  SignalGuard guard = {0};
-#ifdef LAB_DNNL
-  if (gemm_impl == GEMM_DNNL) {
-    sigset_t all;
-    sigfillset(&all);
-    guard.active = pthread_sigmask(SIG_BLOCK, &all, &guard.saved) == 0;
-  }
-#endif
-  return guard;
-}
-
-static void release_signals(SignalGuard *guard) {
-#ifdef LAB_DNNL
-  if (guard->active) pthread_sigmask(SIG_SETMASK, &guard->saved, NULL);
-#else
-  (void)guard;
-#endif
-}
-
-static void run_gemm(float *heap, const Gemm *g) {
-  int64_t m = g->m, batch = g->batch;
-  /* A shared B with a plain A is one tall matmul: [batch*M, K] x [K, N]. */
-  int shared_bias = g->bias < 0 || (g->bias_sb == 0 && g->bias_sm == 0);
-  if (batch > 1 && g->sb == 0 && !g->ta && shared_bias && g->sa == m * g->k) {
-    m *= batch;
-    batch = 1;
-  }
-  int64_t lda = g->ta ? m : g->k, ldb = g->tb ? g->k : g->n;
-  for (int64_t i = 0; i < batch; i++) {
-    float *c = heap + g->c + i * m * g->n;
-    float beta = 0.0f;
-    if (g->bias >= 0) {
-      fill_bias(c, heap + g->bias + i * g->bias_sb, m, g);
-      beta = 1.0f;
-    }
-    if (g->k == 0) {
-      if (beta == 0.0f) memset(c, 0, (size_t)(m * g->n) * sizeof(float));
-      continue;
-    }
-    row_major_sgemm(g->ta, g->tb, m, g->n, g->k, heap + g->a + i * g->sa, lda > 0 ? lda : 1,
-                    heap + g->b + i * g->sb, ldb > 0 ? ldb : 1, beta, c);
-  }
-  if (g->act == 1) relu(heap + g->c, g->batch * g->m * g->n);
-}
-
 /*
  * sgemm(heap, transA, transB, batch, M, N, K, aOff, aStride, bOff, bStride,
  *       cOff, biasOff, biasBatchStride, biasRowStride, biasColStride, act)
  * C[i] = act(op(A[i]) op(B[i]) + bias[i]); a stride of 0 broadcasts an
- * operand over the batch, biasOff < 0 means no bias, act 0 linear, 1 relu.
+ * operand over the batch, biasOff < 0 means no bias, act 0 linear, 1 relu
+ * (run_gemm in matmul.h).
  */
 static napi_value Sgemm(napi_env env, napi_callback_info info) {
   napi_value argv[GEMM_ARGS];
@@ -276,29 +170,18 @@ static int get_rows_args(napi_env env, napi_callback_info info, Heap *heap, int6
   return check_spans(env, heap, offs, spans, 2, what);
 }
 
-/*
- * sumRows(heap, xOff, rows, cols, outOff): out[j] = sum_i x[i, j].
- * Reducing leading axes (bias gradients) is a column sum; stock wasm
- * transposes the whole tensor first. Accumulates in double, one row at a
- * time so the inner loop streams memory and vectorises.
- */
+/* sumRows(heap, xOff, rows, cols, outOff): out[j] = sum_i x[i, j] (out spans cols floats; rowops.h). */
 static napi_value SumRows(napi_env env, napi_callback_info info) {
-  Heap heap;
+  Heap h;
   int64_t v[4];
-  if (!get_rows_args(env, info, &heap, v, OUT_COLS, "sumRows")) return NULL;
-  int64_t x = v[0], rows = v[1], cols = v[2], out = v[3];
-  if (cols == 0) return NULL;
-  double *acc = calloc((size_t)cols, sizeof(double));
+  if (!get_rows_args(env, info, &h, v, OUT_COLS, "sumRows")) return NULL;
+  if (v[2] == 0) return NULL;
+  double *acc = calloc((size_t)v[2], sizeof(double));
   if (acc == NULL) {
     napi_throw_error(env, NULL, "lab-blas: out of memory");
     return NULL;
   }
-  const float *src = heap.data + x;
-  for (int64_t i = 0; i < rows; i++, src += cols) {
-    for (int64_t j = 0; j < cols; j++) acc[j] += src[j];
-  }
-  float *dst = heap.data + out;
-  for (int64_t j = 0; j < cols; j++) dst[j] = (float)acc[j];
+  lab_sum_rows(h.data + v[0], h.data + v[3], v[1], v[2], acc);
   free(acc);
   return NULL;
 }
