@@ -11,6 +11,9 @@
  *
  * `npm run bench -- --smoke` (or BENCH_SMOKE=1): tiny sizes, a couple of steps,
  * for CI; writes its JSON to the temp folder and leaves README.md alone.
+ *
+ * PyTorch (Debian python3-torch under /usr/bin/python3, or LAB_PYTHON) is checked
+ * first: without it both modes stop at once with one line saying what to install.
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -25,7 +28,7 @@ import { LOSS_SHAPE, type LossShape, timeLossesLab } from './losses';
 import { kernelSetsAB, labStep, profileStep } from './profile';
 import { type BenchResult, gitCommit, machine, markdown, versions, writeResult } from './report';
 import { type BenchCase, benchCases, benchModel, benchOptim, fixedBatches } from './setup';
-import { TorchServer } from './torch';
+import { ChildError, checkTorch, formatError, TorchServer } from './torch';
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const PLAN: Plan = SMOKE
@@ -105,6 +108,8 @@ function printCase(r: CaseResult): void {
 async function main(): Promise<void> {
   const start = performance.now();
   const before = os.loadavg();
+  const missing = checkTorch();
+  if (missing) throw new ChildError(missing);
   const info = await initBackend();
   const world = createWorld({ trainScenes: SMOKE ? 300 : 2000, valScenes: 64, testScenes: 64 });
   const cases = benchCases(world, SMOKE);
@@ -163,7 +168,14 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(e);
+/** One report and exit 1: expected failures in one line, others with a short, clipped stack. */
+function die(e: unknown): never {
+  console.error(`[bench] ${formatError(e)}`);
   process.exit(1);
-});
+}
+
+// First in line: the wasm backend's Emscripten module adds handlers that rethrow, and
+// Node then prints the throwing line of its minified source (36 kB) with the error.
+process.prependListener('uncaughtException', die);
+process.prependListener('unhandledRejection', die);
+main().catch(die);

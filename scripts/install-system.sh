@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the lab needs (see environment.md). Skips apt when all are present.
+# Every Debian package the README's two commands (bash scripts/setup.sh, npm test)
+# need (see environment.md); .ci/run installs through this script only. Skips apt
+# when all are present.
 set -euo pipefail
 PKGS=(jupyter-nbconvert jupyter-client python3-nbclient jupyter-notebook chromium
-      dataset-fashion-mnist libopenblas-dev libdnnl-dev build-essential redis-server)
+      dataset-fashion-mnist libopenblas-dev libdnnl-dev build-essential redis-server
+      # npm test: the bench smoke run's PyTorch side, the golden values, the kernel test
+      python3-torch python3-numpy python3-jupyter-kernel-test)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

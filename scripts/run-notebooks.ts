@@ -8,16 +8,26 @@
  *   ... -- --dir /tmp/scratch --out /tmp/out   # another folder (runner tests)
  *
  * Execution itself is scripts/run_notebooks.py (nbclient + nbconvert under Debian's
- * /usr/bin/python3); this wrapper finds the notebooks, refuses dirty ones and sets the
- * environment the kernel needs. LAB_QUICK and the rest of the environment pass through.
+ * /usr/bin/python3, or LAB_PYTHON); this wrapper finds the notebooks, refuses dirty ones,
+ * sets the environment the kernel needs and first runs `run_notebooks.py --check`, so a
+ * missing python3 or Jupyter package stops it with one line naming the Debian package.
+ * LAB_QUICK and the rest of the environment pass through.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..');
-const PYTHON = '/usr/bin/python3';
+const PYTHON = process.env.LAB_PYTHON || '/usr/bin/python3';
+const INSTALL = 'bash scripts/install-system.sh';
 const CELL_TIMEOUT_S = 1800;
+
+/** An expected failure: its message is the whole report. */
+class RunnerError extends Error {}
+
+/** `line` cut to `width` characters, marking the cut. */
+const clip = (line: string, width = 500) =>
+  line.length > width ? `${line.slice(0, width)}… (${line.length - width} more chars)` : line;
 
 type Args = { dir: string; out: string; names: string[] };
 
@@ -42,7 +52,7 @@ function selectNotebooks(dir: string, names: string[]): string[] {
   return names.map((n) => {
     const file = path.basename(n).replace(/\.ipynb$/, '') + '.ipynb';
     if (!all.includes(file)) {
-      throw new Error(`no notebook ${file} in ${dir}; have: ${all.join(', ') || '(none)'}`);
+      throw new RunnerError(`no notebook ${file} in ${dir}; have: ${all.join(', ') || '(none)'}`);
     }
     return path.join(dir, file);
   });
@@ -76,6 +86,32 @@ function checkClean(dir: string): string[] {
   return problems;
 }
 
+/** Why `python` could not start, as one line naming what to install. */
+function cannotStart(python: string, err: Error): RunnerError {
+  const code = (err as NodeJS.ErrnoException).code ?? err.message;
+  return new RunnerError(
+    `notebook runner: cannot start ${python} (${code}); it needs Debian's python3 with ` +
+      `python3-nbclient and jupyter-nbconvert; install them: ${INSTALL}`,
+  );
+}
+
+/**
+ * `run_notebooks.py --check`: the Python packages and the tslab kernelspec. Throws one
+ * line (the checker's own, naming the Debian package, or the last line of its stderr).
+ */
+function checkRunner(script: string, env: NodeJS.ProcessEnv): void {
+  const r = spawnSync(PYTHON, [script, '--check'], { encoding: 'utf8', env, cwd: ROOT });
+  if (r.error) throw cannotStart(PYTHON, r.error);
+  if (r.status === 0) return;
+  const last = r.stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .at(-1);
+  const why = last ?? (r.signal ? `killed by ${r.signal}` : `exit code ${r.status}`);
+  throw new RunnerError(clip(why.startsWith('notebook runner:') ? why : `notebook runner: ${why}`));
+}
+
 /** JUPYTER_PATH must be absolute, or the kernelspec's {resource_dir} breaks. */
 function kernelEnv(): NodeJS.ProcessEnv {
   const jupyter = path.join(ROOT, 'jupyter');
@@ -99,13 +135,16 @@ function main(): number {
     console.log(`no notebooks in ${args.dir}`);
     return 0;
   }
+  const script = path.join(ROOT, 'scripts', 'run_notebooks.py');
+  const env = kernelEnv();
+  checkRunner(script, env);
   const quick = process.env.LAB_QUICK ? ' (LAB_QUICK=' + process.env.LAB_QUICK + ')' : '';
   console.log(`running ${notebooks.length} notebook(s)${quick} -> ${args.out}`);
   const start = Date.now();
-  const script = path.join(ROOT, 'scripts', 'run_notebooks.py');
   const py = [script, '--out', args.out, '--timeout', String(CELL_TIMEOUT_S), ...notebooks];
-  const res = spawnSync(PYTHON, py, { stdio: 'inherit', env: kernelEnv(), cwd: ROOT });
-  if (res.error) throw res.error;
+  const res = spawnSync(PYTHON, py, { stdio: 'inherit', env, cwd: ROOT });
+  if (res.error) throw cannotStart(PYTHON, res.error);
+  if (res.signal) throw new RunnerError(`notebook runner: ${PYTHON} was killed by ${res.signal}`);
   console.log(`notebooks: ${((Date.now() - start) / 1000).toFixed(1)} s in total`);
   return res.status ?? 1;
 }
@@ -113,6 +152,17 @@ function main(): number {
 try {
   process.exitCode = main();
 } catch (e) {
-  console.error((e as Error).message);
+  // Expected failures in one line; others with a few stack frames, every line clipped.
+  const err = e instanceof Error ? e : new Error(String(e));
+  const lines = [err.message.split('\n')[0]];
+  if (!(e instanceof RunnerError)) {
+    lines.push(
+      ...(err.stack ?? '')
+        .split('\n')
+        .filter((l) => /^\s+at /.test(l))
+        .slice(0, 6),
+    );
+  }
+  console.error(lines.map((l) => clip(l)).join('\n'));
   process.exitCode = 1;
 }
