@@ -8,8 +8,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { World } from '../lib/data/world';
-import { accuracyOf, embedImages, fewShotAccuracy, zeroShotWeights } from '../lib/eval/evaluate';
-import type { Model } from '../lib/model/index';
+import {
+  accuracyOfScores,
+  classTexts,
+  embedImages,
+  fewShotAccuracy,
+  imageSide,
+  scores,
+} from '../lib/eval/evaluate';
+import type { Model } from '../lib/objectives/model';
 import { closeExporter, lineFigure, savePng } from '../lib/plot/plot';
 import { Rng } from '../lib/rng';
 
@@ -31,7 +38,8 @@ export function timeEvaluation(model: Model, world: World, n: number): EvalTimes
   const batch = world.sampleBatch(new Rng(7), n);
   const labels = Int32Array.from({ length: n }, (_, i) => i % classes.length);
   let t = performance.now();
-  const emb = embedImages(model, batch.images);
+  const side = imageSide(model, batch.images); // what zero-shot reads
+  const emb = embedImages(model, batch.images); // what prototypes read
   emb.dataSync();
   const embedMs = performance.now() - t;
   const half = n / 2;
@@ -39,14 +47,15 @@ export function timeEvaluation(model: Model, world: World, n: number): EvalTimes
   const set = (l: Int32Array) => ({ images: new Float32Array(0), labels: l, size: l.length });
   const [sLab, qLab] = [set(labels.subarray(0, half)), set(labels.subarray(half))];
   t = performance.now();
-  const w = zeroShotWeights(model, world.tokenizer, classes, templates);
-  accuracyOf(emb, w, labels);
+  const w = classTexts(model, world.tokenizer, classes, templates);
+  const s = scores(model, side, w);
+  accuracyOfScores(s, labels);
   const zeroShotMs = performance.now() - t;
   t = performance.now();
   for (const k of SHOTS)
     fewShotAccuracy(support, sLab, query, qLab, classes.length, k, EPISODES, k);
   const fewShotMs = performance.now() - t;
-  tf.dispose([emb, support, query, w]);
+  tf.dispose([emb, support, query, s, ...Object.values(w), ...Object.values(side)]);
   return { images: n, embedMs, zeroShotMs, fewShotMs, evalMs: zeroShotMs + fewShotMs };
 }
 

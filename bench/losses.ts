@@ -6,9 +6,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { l2normalize } from '../lib/model/ops';
-import { LIXP_INIT, type LixpParams, lixpLoss } from '../lib/objectives/lixp';
+import { clipLoss } from '../lib/objectives/clip';
+import { OBJECTIVES } from '../lib/objectives/index';
+import { type LixpParams, lixpLoss } from '../lib/objectives/lixp';
 import { type LlipParams, llipLoss } from '../lib/objectives/llip';
-import { CLIP_INIT, clipLoss, SIGLIP_INIT, siglipLoss } from '../lib/objectives/siglip';
+import { siglipLoss } from '../lib/objectives/siglip';
 
 export interface LossShape {
   batch: number;
@@ -32,24 +34,30 @@ function lossCases(
   const raw = () => tf.randomNormal([B, D], 0, 1, 'float32', 1) as tf.Tensor2D;
   const unit = () => l2normalize(tf.randomNormal([B, D], 0, 1, 'float32', 2) as tf.Tensor2D);
   const w = (seed: number) => tf.randomNormal([D, D], 0, 1 / Math.sqrt(D), 'float32', seed);
-  const lixpScalars = Object.values(LIXP_INIT).map((v) => tf.scalar(v));
-  const lixpNames = Object.keys(LIXP_INIT);
+  // initial values of each objective's scalars, from its default config
+  const { siglip, clip, lixp } = OBJECTIVES;
+  const init = (specs: Record<string, { value?: number }>) =>
+    Object.fromEntries(Object.entries(specs).map(([n, sp]) => [n, tf.scalar(sp.value ?? 0)]));
+  const sig = init(siglip.params(siglip.defaults, {} as never));
+  const lixpInit = init(lixp.params(lixp.defaults, {} as never));
+  const lixpNames = Object.keys(lixpInit);
+  const lixpScalars = Object.values(lixpInit);
   return {
     siglip: [
       (i, t, a, b) =>
         siglipLoss(l2normalize(i as tf.Tensor2D), t as tf.Tensor2D, a as tf.Scalar, b as tf.Scalar),
-      [raw(), unit(), tf.scalar(SIGLIP_INIT.logScale), tf.scalar(SIGLIP_INIT.bias)],
+      [raw(), unit(), sig.logScale, sig.bias],
     ],
     clip: [
       (i, t, a) => clipLoss(l2normalize(i as tf.Tensor2D), t as tf.Tensor2D, a as tf.Scalar),
-      [raw(), unit(), tf.scalar(CLIP_INIT.logScale)],
+      [raw(), unit(), tf.scalar(Math.log(clip.defaults.t))],
     ],
     lixp: [
       (i, t, ...p) => {
         const params = Object.fromEntries(
           lixpNames.map((n, k) => [n, p[k]]),
         ) as unknown as LixpParams;
-        return lixpLoss(i as tf.Tensor2D, t as tf.Tensor2D, params);
+        return lixpLoss(i as tf.Tensor2D, t as tf.Tensor2D, params, lixp.defaults.alpha);
       },
       [raw(), unit(), ...lixpScalars],
     ],
@@ -65,8 +73,8 @@ function lossCases(
         w(5),
         w(6),
         w(7),
-        tf.scalar(SIGLIP_INIT.logScale),
-        tf.scalar(SIGLIP_INIT.bias),
+        sig.logScale.clone(),
+        sig.bias.clone(),
       ],
     ],
   };

@@ -10,9 +10,9 @@ import {
   restoreStockKernels,
 } from '../lib/backend/native';
 import type { Batch } from '../lib/data/types';
-import type { Model } from '../lib/model/index';
-import { lossAndGrads } from '../lib/train/loop';
-import { type AdamState, adamwStep, lrAt, type OptimConfig } from '../lib/train/optim';
+import type { Model } from '../lib/objectives/model';
+import type { AdamState, OptimConfig } from '../lib/train/optim';
+import { trainStep } from '../lib/train/step';
 
 export interface KernelShare {
   kernel: string;
@@ -27,7 +27,7 @@ export interface StepProfile {
   top: KernelShare[];
 }
 
-/** One lab training step as trainLoop runs it; returns the loss (synced). */
+/** One lab training step, the trainer's own; returns the loss. */
 export function labStep(
   model: Model,
   batch: Batch,
@@ -36,12 +36,7 @@ export function labStep(
   total: number,
   optim: OptimConfig,
 ): number {
-  const { loss, grads } = lossAndGrads(model, batch);
-  const norms = adamwStep(model.params, model.specs, grads, adam, lrAt(step, total, optim), optim);
-  const stats = tf.tidy(() => tf.concat([tf.reshape(loss, [1]), norms]));
-  const value = stats.dataSync()[0];
-  tf.dispose([loss, norms, stats, ...Object.values(grads)]);
-  return value;
+  return trainStep(model, { steps: total, optim, nextBatch: () => batch }, step, adam).loss;
 }
 
 /** Profiles `run` (one step) and returns the `topN` kernels by total time. */

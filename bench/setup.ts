@@ -5,10 +5,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PRESETS } from '../lib/config/presets';
+import { makeConfig } from '../lib/config/presets';
 import type { Batch } from '../lib/data/types';
 import type { World } from '../lib/data/world';
-import { createModel, type Model, type ModelConfig } from '../lib/model/index';
+import type { ModelConfig } from '../lib/model/index';
+import { createModel, type Model } from '../lib/objectives/model';
 import { Rng } from '../lib/rng';
 import { defaultOptim, type OptimConfig } from '../lib/train/optim';
 
@@ -46,7 +47,7 @@ export function benchCases(world: World, smoke: boolean): BenchCase[] {
     text: text(128, 2, 4),
     embedDim: 128,
   };
-  const lab = PRESETS.lab;
+  const lab = makeConfig('lab');
   const labModel = {
     image: lab.model.image,
     text: { ...lab.model.text, vocabSize: tok.vocab.length, contextLength: tok.contextLength },

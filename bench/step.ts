@@ -39,7 +39,6 @@ async function main() {
   const batch = { images, tokens, captions: [], size: B };
   const { history } = trainLoop(model, {
     steps: 8,
-    batchSize: B,
     optim: defaultOptim,
     nextBatch: () => batch,
     quiet: true,

@@ -2,14 +2,21 @@
  * The lab's public API. Notebooks and external tests import from here.
  */
 export { type BackendInfo, backendInfo, initBackend } from './backend/index';
+export * from './config/presets';
 export * from './config/schema';
 export * from './eval/evaluate';
 export * from './model/index';
 export { checkShape, embed, l2normalize, layerNorm, logSigmoid, quickGelu } from './model/ops';
+export * from './model/safetensors';
+export * from './objectives/clip';
+export * from './objectives/index';
 export * from './objectives/lixp';
 export * from './objectives/llip';
+export * from './objectives/model';
 export * from './objectives/siglip';
 export { Rng } from './rng';
 export * from './runs/checkpoint';
+export * from './runs/experiment';
 export * from './train/loop';
 export * from './train/optim';
+export * from './train/step';

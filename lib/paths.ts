@@ -2,6 +2,7 @@
  * Where and how the lab writes files. Notebooks run with the notebook folder as cwd, scripts with
  * the repo root: resolving against the repo root makes `out/...` mean one place.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -45,5 +46,15 @@ export function writeAtomic(
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
+  }
+}
+
+/** The commit of the code that ran, as git tells it ('unknown' outside a clone). */
+export function gitCommit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot(), stdio: 'pipe' });
+    return String(head).trim().slice(0, 12);
+  } catch {
+    return 'unknown';
   }
 }

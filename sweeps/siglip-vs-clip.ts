@@ -12,7 +12,7 @@ import type { Grid } from '../lib/runs/sweep';
 const grid: Grid = {
   name: 'siglip-vs-clip',
   preset: 'lab',
-  axes: { loss: ['siglip', 'clip'], batchSize: [64, 128, 256] },
+  axes: { 'objective.name': ['siglip', 'clip'], batchSize: [64, 128, 256] },
   seeds: [0, 1, 2],
 };
 

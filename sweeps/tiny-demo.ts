@@ -14,7 +14,7 @@ const grid: Grid = {
     world: { trainScenes: 200, valScenes: 64, testScenes: 64 },
     eval: { every: 0, queryPerClass: 4, supportPerClass: 16, shots: [1], episodes: 1 },
   },
-  axes: { loss: ['siglip', 'clip'] },
+  axes: { 'objective.name': ['siglip', 'clip'] },
   seeds: [0, 1],
 };
 

@@ -14,7 +14,8 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { makeConfig } from '../lib/config/presets';
 import type { Batch } from '../lib/data/types';
-import { createModel, disposeParams, type Model } from '../lib/model/index';
+import { disposeParams } from '../lib/model/params';
+import { createModel, type Model } from '../lib/objectives/model';
 import { Rng } from '../lib/rng';
 import {
   CheckpointWriter,
@@ -36,7 +37,7 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lab-ckpt-'));
 
 function tinyModel(seed = 0): Model {
   const { world } = labData(cfg);
-  return createModel(resolveModelConfig(cfg, world), cfg.loss, world.tokenizer.END, seed);
+  return createModel(resolveModelConfig(cfg, world), cfg.objective, world.tokenizer.END, seed);
 }
 
 /** A few fixed batches, cycled: the guards under test do not care about fresh data. */
@@ -173,7 +174,6 @@ test('1000 training steps keep the tensor count flat', () => {
   const { history, adam } = trainLoop(model, {
     ...small,
     steps: 1000,
-    batchSize: 4,
     nextBatch: (s) => bs[s % bs.length],
     quiet: true,
   });

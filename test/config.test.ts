@@ -10,9 +10,10 @@ import { type ExperimentConfig, makeConfig, PRESETS } from '../lib/config/preset
 import { ConfigError, nearestKey, validateConfig } from '../lib/config/schema';
 import { Rng } from '../lib/rng';
 
+/** `cfg` is a config, or a thunk that builds one (makeConfig validates as it builds). */
 function rejects(cfg: unknown, field: string, pattern?: RegExp): void {
   assert.throws(
-    () => validateConfig(cfg as ExperimentConfig),
+    () => (typeof cfg === 'function' ? cfg() : validateConfig(cfg)),
     (e: Error) => {
       assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e.stack}`);
       assert.equal(e.field, field, e.message);
@@ -30,14 +31,31 @@ test('hand-picked mistakes name their field', () => {
   const t = makeConfig('tiny');
   rejects({ ...t, batchSize: 1 }, 'batchSize', />= 2/);
   rejects({ ...t, steps: 0 }, 'steps');
-  rejects({ ...t, loss: 'sigclip' }, 'loss', /one of siglip, clip/);
-  rejects(makeConfig(t, { model: { image: { heads: 3 } } }), 'model.image.heads', /divide/);
-  rejects(makeConfig(t, { model: { text: { heads: 5 } } }), 'model.text.heads', /divide/);
-  rejects(makeConfig(t, { model: { image: { patch: 5 } } }), 'model.image.patch', /divide/);
-  rejects(makeConfig(t, { optim: { lr: 0 } }), 'optim.lr', /> 0/);
-  rejects(makeConfig(t, { optim: { minLrRatio: 1.5 } }), 'optim.minLrRatio', /<= 1/);
-  rejects(makeConfig(t, { optim: { beta2: 1 } }), 'optim.beta2', /< 1/);
-  rejects(makeConfig(t, { eval: { shots: [1, 32] } }), 'eval.shots', /supportPerClass/);
+  rejects({ ...t, objective: { name: 'sigclip' } }, 'objective.name', /siglip, clip, lixp, llip/);
+  rejects(
+    () => makeConfig(t, { objective: { name: 'lixp', alpha: 2 } }),
+    'objective.alpha',
+    /<= 1, got 2/,
+  );
+  rejects({ ...t, objective: { ...t.objective, tt: 1 } }, 'objective.tt', /did you mean 't'/);
+  rejects({ ...t, loss: 'clip' }, 'loss', /unknown key/);
+  rejects(
+    () => makeConfig(t, { objective: { name: 'llip', heads: 5 } }),
+    'objective.heads',
+    /must divide model.embedDim/,
+  );
+  rejects(
+    () => makeConfig(t, { model: { image: { pool: 'maps' as 'map' } } }),
+    'model.image.pool',
+    /one of cls, mean, map, got 'maps'/,
+  );
+  rejects(() => makeConfig(t, { model: { image: { heads: 3 } } }), 'model.image.heads', /divide/);
+  rejects(() => makeConfig(t, { model: { text: { heads: 5 } } }), 'model.text.heads', /divide/);
+  rejects(() => makeConfig(t, { model: { image: { patch: 5 } } }), 'model.image.patch', /divide/);
+  rejects(() => makeConfig(t, { optim: { lr: 0 } }), 'optim.lr', /> 0/);
+  rejects(() => makeConfig(t, { optim: { minLrRatio: 1.5 } }), 'optim.minLrRatio', /<= 1/);
+  rejects(() => makeConfig(t, { optim: { beta2: 1 } }), 'optim.beta2', /< 1/);
+  rejects(() => makeConfig(t, { eval: { shots: [1, 32] } }), 'eval.shots', /supportPerClass/);
   rejects({ ...t, optm: {} }, 'optm', /did you mean 'optim'/);
   rejects({ ...t, world: { trainScene: 5 } }, 'world.trainScene', /did you mean 'trainScenes'/);
   rejects({ ...t, seed: Number.NaN }, 'seed', /integer, got NaN/);
@@ -68,7 +86,7 @@ test('fuzz: 600 mutated configs are valid or rejected naming the mutated field',
   const rng = new Rng(20240605);
   let rejected = 0;
   for (let i = 0; i < 600; i++) {
-    const cfg = structuredClone(PRESETS[rng.pick(Object.keys(PRESETS))]) as any;
+    const cfg = makeConfig(rng.pick(Object.keys(PRESETS))) as any;
     const leaf = rng.pick(leaves(cfg));
     const old = leaf.parent[leaf.key];
     const mode = rng.int(4);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
-  contrastiveLoss,
+  batchLoss,
   createModel,
   defaultOptim,
   disposeParams,
@@ -56,7 +56,11 @@ for (const k of [0, 1, 2]) {
     );
     const names = Object.keys(c.grads);
     const { value, grads } = tf.variableGrads(
-      () => contrastiveLoss(model, encodeImages(model, images), encodeTexts(model, tokens, B)),
+      () => {
+        const { loss, metrics } = batchLoss(model, images, tokens, B);
+        tf.dispose(Object.values(metrics).filter((m) => !(m instanceof tf.Variable)));
+        return loss;
+      },
       names.map((n) => model.params[n]),
     );
     assertClose(value.dataSync(), c.lossValue, `model ${k} loss`, 1e-4, 1e-4);
@@ -107,6 +111,8 @@ test('chunked (gradient-cached) backprop equals the full-batch gradient', () => 
   tf.dispose([
     full.loss,
     chunked.loss,
+    full.metrics.values,
+    chunked.metrics.values,
     ...Object.values(full.grads),
     ...Object.values(chunked.grads),
   ]);
@@ -119,7 +125,6 @@ async function shortRun(seed: number) {
   const rng = new Rng(seed);
   const { history, adam } = trainLoop(model, {
     steps: 12,
-    batchSize: 8,
     optim: { ...defaultOptim, warmupSteps: 3 },
     nextBatch: () =>
       randomBatch(rng, 8, c.config.text.contextLength, c.config.text.vocabSize, c.endId),

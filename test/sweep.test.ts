@@ -113,7 +113,7 @@ test('grid expansion: stable ids, seeds innermost, unknown keys rejected', () =>
   assert.equal(runs.length, 4);
   assert.deepEqual(expandGrid(grid), runs, 'ids must not change between expansions');
   assert.deepEqual(
-    runs.map((r) => [r.axes.loss, r.seed]),
+    runs.map((r) => [r.axes['objective.name'], r.seed]),
     [
       ['siglip', 0],
       ['siglip', 1],
@@ -121,7 +121,14 @@ test('grid expansion: stable ids, seeds innermost, unknown keys rejected', () =>
       ['clip', 1],
     ],
   );
-  assert.throws(() => expandGrid({ ...grid, axes: { 'optim.lrr': [1] } }), /unknown config key/);
+  assert.throws(
+    () => expandGrid({ ...grid, axes: { 'optim.lrr': [1] } }),
+    /optim.lrr: unknown key \(did you mean 'lr'\?\)/,
+  );
+  assert.throws(
+    () => expandGrid({ ...grid, axes: { 'objective.name': ['lixp'], 'objective.alpha': [2] } }),
+    /objective.alpha: must be <= 1, got 2/,
+  );
   assert.equal(expandGrid(siglipVsClip).length, 18);
 });
 

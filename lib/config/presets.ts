@@ -1,74 +1,27 @@
 /**
- * Experiment configs as plain data. A preset lists everything a run needs; a
- * variant is `makeConfig('lab', { loss: 'clip', steps: 200 })` — a deep merge, so
- * an override names only what it changes. Every run logs its merged config.
+ * Experiment configs as plain data: one base config, and presets that are
+ * overrides of it (nanoGPT's config files, big_vision's get_config). A variant is
+ * `makeConfig('lab', { objective: { name: 'lixp', alpha: 0.8 }, steps: 200 })`:
+ * a deep merge, so an override names only what it changes, then the one
+ * validation gate (schema.ts). Naming another objective starts that section from
+ * the objective's own defaults. Every run logs its merged config.
  */
-import type { WorldConfig } from '../data/world';
-import type { ImageTowerConfig, TextTowerConfig } from '../model/config';
-import type { LossName } from '../objectives/siglip';
-import { defaultOptim, type OptimConfig } from '../train/optim';
 
-export interface EvalConfig {
-  every: number; // evaluate every N steps during training (0: only at the end)
-  queryPerClass: number; // query images per class in each task
-  supportPerClass: number; // support pool per class for k-shot draws (>= 16)
-  shots: number[]; // k of the k-shot prototype evaluation
-  episodes: number; // random support draws averaged per k
-}
+import { OBJECTIVES, objectiveDefaults } from '../objectives/index';
+import { defaultOptim } from '../train/optim';
+import { ConfigError, type ExperimentConfig, nearestKey, validateConfig } from './schema';
 
-export interface ExperimentConfig {
-  name: string;
-  seed: number; // seeds model init, batch order and few-shot draws
-  loss: LossName;
-  steps: number;
-  batchSize: number;
-  chunkSize: number; // backprop chunk (0: whole batch); bounds memory for large batches
-  model: {
-    image: ImageTowerConfig;
-    text: Omit<TextTowerConfig, 'vocabSize' | 'contextLength'>; // those come from the tokenizer
-    embedDim: number;
-  };
-  optim: OptimConfig;
-  world: Partial<WorldConfig>;
-  eval: EvalConfig;
-}
-
-/** Seconds-scale: unit tests and CI smoke runs. */
-const tiny: ExperimentConfig = {
-  name: 'tiny',
-  seed: 0,
-  loss: 'siglip',
-  steps: 20,
-  batchSize: 32,
-  chunkSize: 0,
-  model: {
-    image: {
-      imageSize: 32,
-      patch: 8,
-      width: 32,
-      depth: 1,
-      heads: 2,
-      mlpRatio: 2,
-      pool: 'map',
-      registers: 0,
-    },
-    text: { width: 32, depth: 1, heads: 2, mlpRatio: 2 },
-    embedDim: 32,
-  },
-  optim: { ...defaultOptim, lr: 2e-3, warmupSteps: 5 },
-  world: { trainScenes: 2000, valScenes: 256, testScenes: 256 },
-  eval: { every: 0, queryPerClass: 10, supportPerClass: 16, shots: [1, 4, 16], episodes: 2 },
-};
+export type { ExperimentConfig } from './schema';
 
 /**
- * Minutes-scale: what the notebooks train. Sized by measurement on the 2-core
- * machine (environment.md): patch 8 keeps 16 image tokens, which makes a step
- * about 3x cheaper than patch 4 at the same width.
+ * The base: what the notebooks train (the `lab` preset). Sized by measurement on
+ * the 2-core machine (environment.md): patch 8 keeps 16 image tokens, which
+ * makes a step about 3x cheaper than patch 4 at the same width.
  */
-const lab: ExperimentConfig = {
+const BASE: ExperimentConfig = {
   name: 'lab',
   seed: 0,
-  loss: 'siglip',
+  objective: OBJECTIVES.siglip.defaults,
   steps: 1500,
   batchSize: 256,
   chunkSize: 0,
@@ -97,39 +50,85 @@ const lab: ExperimentConfig = {
   },
 };
 
-export const PRESETS: Record<string, ExperimentConfig> = { tiny, lab };
-
 export type DeepPartial<T> = {
   [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
+};
+
+/** Presets as overrides of BASE. */
+export const PRESETS: Record<string, DeepPartial<ExperimentConfig>> = {
+  /** minutes: the notebooks */
+  lab: {},
+  /** seconds: unit tests and CI smoke runs */
+  tiny: {
+    name: 'tiny',
+    steps: 20,
+    batchSize: 32,
+    model: {
+      image: { width: 32, depth: 1, heads: 2, mlpRatio: 2 },
+      text: { width: 32, depth: 1, heads: 2, mlpRatio: 2 },
+      embedDim: 32,
+    },
+    optim: { warmupSteps: 5 },
+    world: { trainScenes: 2000, valScenes: 256, testScenes: 256 },
+    eval: { every: 0, queryPerClass: 10, supportPerClass: 16, shots: [1, 4, 16], episodes: 2 },
+  },
 };
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-function merge<T>(base: T, over: unknown, path: string): T {
-  if (!isPlainObject(over)) return over as T;
-  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(over)) {
-    if (!(k in out) && path !== 'world') {
-      const keys = Object.keys(out).join(', ');
-      throw new Error(`unknown config key '${path ? `${path}.` : ''}${k}' (valid: ${keys})`);
-    }
-    out[k] =
-      isPlainObject(v) && isPlainObject(out[k]) ? merge(out[k], v, path ? `${path}.${k}` : k) : v;
-  }
-  return out as T;
+/**
+ * Deep merge of `over` into `base` (arrays and scalars replace). Unknown keys are
+ * merged in as they are, for the validation to name them; an `objective` whose
+ * name changes starts from that objective's defaults.
+ */
+function merge(base: unknown, over: unknown, path: string): unknown {
+  if (!isPlainObject(over) || !isPlainObject(base)) return structuredClone(over); // never shared
+  let start = base;
+  const name = over.name;
+  if (path === 'objective' && typeof name === 'string' && name !== base.name && name in OBJECTIVES)
+    start = objectiveDefaults(name);
+  const out: Record<string, unknown> = { ...start };
+  for (const [k, v] of Object.entries(over)) out[k] = merge(out[k], v, path ? `${path}.${k}` : k);
+  return out;
 }
 
-/** A preset (by name or value) with overrides deep-merged in; unknown keys are errors. */
+/** A preset's full config by name (not yet validated). */
+function presetConfig(name: string): ExperimentConfig {
+  const over = PRESETS[name];
+  if (!over) {
+    const near = nearestKey(name, Object.keys(PRESETS));
+    throw new ConfigError('preset', `unknown preset '${name}' (did you mean '${near}'?)`);
+  }
+  return merge(structuredClone(BASE), over, '') as ExperimentConfig;
+}
+
+/**
+ * A preset (by name or value) with overrides deep-merged in, validated: the one
+ * gate every config passes. Throws a ConfigError naming the field.
+ */
 export function makeConfig(
   preset: string | ExperimentConfig,
   overrides: DeepPartial<ExperimentConfig> = {},
 ): ExperimentConfig {
-  const base = typeof preset === 'string' ? PRESETS[preset] : preset;
-  if (!base)
-    throw new Error(`unknown preset '${preset}' (valid: ${Object.keys(PRESETS).join(', ')})`);
-  return merge(structuredClone(base), overrides, '');
+  const base = typeof preset === 'string' ? presetConfig(preset) : structuredClone(preset);
+  return validateConfig(merge(base, overrides, ''));
+}
+
+/** `('a.b', 1)` → `{ a: { b: 1 } }`, the shape makeConfig merges. */
+export function nest(key: string, value: unknown): DeepPartial<ExperimentConfig> {
+  return key
+    .split('.')
+    .reduceRight<unknown>((acc, p) => ({ [p]: acc }), value) as DeepPartial<ExperimentConfig>;
+}
+
+/** Dotted overrides (`{ 'objective.alpha': 0.8 }`, the CLI's --set, a sweep's axes) as one override. */
+export function fromDotted(sets: Record<string, unknown>): DeepPartial<ExperimentConfig> {
+  return Object.entries(sets).reduce<DeepPartial<ExperimentConfig>>(
+    (acc, [k, v]) => merge(acc, nest(k, v), '') as DeepPartial<ExperimentConfig>,
+    {},
+  );
 }
 
 /** LAB_QUICK=1 (CI) shrinks step counts and eval sizes so the notebooks run in seconds. */

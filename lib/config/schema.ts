@@ -1,15 +1,19 @@
 /**
- * Validation of an ExperimentConfig before any work starts: a typo or an
- * impossible value should cost a one-line error naming the field, not an hour
- * of training or a shape error deep inside a tower. Every config path (presets,
- * `--set` overrides, sweeps, notebook overrides) can call `validateConfig`.
- *
- * The schema below mirrors `ExperimentConfig` in presets.ts; cross-field rules
- * (heads divide widths, shots fit the support pool) come after the per-field ones.
+ * The experiment config's schema, declared once: each section comes from the
+ * module that owns it (towers from model/, objectives from the registry, AdamW
+ * from train/), the TypeScript type is derived from it, and `validateConfig` is
+ * the one gate every config passes (makeConfig calls it, so notebooks, the CLI,
+ * sweeps and tests all get the same errors). A typo or an impossible value costs
+ * a one-line error naming the field, with the nearest valid key for a misspelt
+ * one, never an hour of training or a shape error deep inside a tower.
  */
+import * as v from 'valibot';
 import { IMAGE_SIZE } from '../data/types';
-import { defaultWorldConfig } from '../data/world';
-import type { ExperimentConfig } from './presets';
+import { defaultWorldConfig, type WorldConfig } from '../data/world';
+import { ImageTowerSchema, TextTowerSchema } from '../model/config';
+import { type ObjectiveConfig, ObjectiveSchema, objectiveOf } from '../objectives/index';
+import { describe, int, intList, num, text } from '../schema';
+import { OptimSchema } from '../train/optim';
 
 /** A config problem; `field` is the dotted path of the offending key. */
 export class ConfigError extends Error {
@@ -22,82 +26,55 @@ export class ConfigError extends Error {
   }
 }
 
-type NumRule = { kind: 'int' | 'num'; min?: number; max?: number; above?: number; below?: number };
-type Rule =
-  | NumRule
-  | { kind: 'enum'; values: readonly string[] }
-  | { kind: 'string' }
-  | { kind: 'intList'; min: number }
-  | { kind: 'object'; fields: Record<string, Rule> }
-  | { kind: 'world' };
+/** A world override: any subset of defaultWorldConfig's keys, each of its default's kind. */
+function worldRule(key: string, d: unknown): v.GenericSchema {
+  if (typeof d === 'number') {
+    if (/Scenes$|contextLength/.test(key)) return int({ min: 1 });
+    return /Prob$|Jitter$/.test(key) ? num({ min: 0, max: 1 }) : int();
+  }
+  if (Array.isArray(d))
+    return v.array(v.unknown(), (i) => `must be an array, got ${describe(i.input)}`);
+  if (typeof d === 'boolean')
+    return v.boolean((i) => `must be a boolean, got ${describe(i.input)}`);
+  return text;
+}
 
-const int = (min?: number): NumRule => ({ kind: 'int', min });
-const num = (r: Omit<NumRule, 'kind'>): NumRule => ({
-  kind: 'num',
-  ...r,
+const WorldSchema = v.strictObject(
+  Object.fromEntries(
+    [...Object.entries(defaultWorldConfig), ['fashionMnistDir', '']].map(([k, d]) => [
+      k,
+      v.optional(worldRule(k, d)),
+    ]),
+  ),
+) as unknown as v.GenericSchema<unknown, Partial<WorldConfig>>;
+
+const EvalSchema = v.strictObject({
+  every: int({ min: 0 }), // evaluate every N steps during training (0: only at the end)
+  queryPerClass: int({ min: 1 }), // query images per class in each task
+  supportPerClass: int({ min: 1 }), // support pool per class for k-shot draws
+  shots: intList(1), // k of the k-shot prototype evaluation
+  episodes: int({ min: 1 }), // random support draws averaged per k
 });
 
-/** Loss names the training loop knows; extend when a loss is added to losses.ts. */
-export const LOSS_NAMES = ['siglip', 'clip'] as const;
+export const ExperimentSchema = v.strictObject({
+  name: text,
+  seed: int(), // seeds model init, batch order and few-shot draws
+  objective: ObjectiveSchema, // what is trained: objectives/<name>.ts, its hyper-parameters
+  steps: int({ min: 1 }),
+  batchSize: int({ min: 2 }), // a contrastive batch needs at least one negative
+  chunkSize: int({ min: 0 }), // backprop chunk (0: whole batch); bounds memory for large batches
+  model: v.strictObject({
+    image: ImageTowerSchema,
+    text: TextTowerSchema, // vocabulary and context length come from the tokenizer
+    embedDim: int({ min: 1 }), // shared embedding size E
+  }),
+  optim: OptimSchema,
+  world: WorldSchema,
+  eval: EvalSchema,
+});
 
-const tower = {
-  width: int(1),
-  depth: int(1),
-  heads: int(1),
-  mlpRatio: num({ above: 0 }),
-};
-
-const SCHEMA: Rule = {
-  kind: 'object',
-  fields: {
-    name: { kind: 'string' },
-    seed: int(),
-    loss: { kind: 'enum', values: LOSS_NAMES },
-    steps: int(1),
-    batchSize: int(2), // a contrastive batch needs at least one negative
-    chunkSize: int(0),
-    model: {
-      kind: 'object',
-      fields: {
-        image: {
-          kind: 'object',
-          fields: {
-            imageSize: int(1),
-            patch: int(1),
-            ...tower,
-            pool: { kind: 'enum', values: ['cls', 'mean', 'map'] },
-            registers: int(0),
-          },
-        },
-        text: { kind: 'object', fields: tower },
-        embedDim: int(1),
-      },
-    },
-    optim: {
-      kind: 'object',
-      fields: {
-        lr: num({ above: 0 }),
-        warmupSteps: int(0),
-        minLrRatio: num({ min: 0, max: 1 }),
-        weightDecay: num({ min: 0 }),
-        beta1: num({ min: 0, below: 1 }),
-        beta2: num({ min: 0, below: 1 }),
-        eps: num({ above: 0 }),
-        gradClip: num({ min: 0 }),
-      },
-    },
-    world: { kind: 'world' },
-    eval: {
-      kind: 'object',
-      fields: {
-        every: int(0),
-        queryPerClass: int(1),
-        supportPerClass: int(1),
-        shots: { kind: 'intList', min: 1 },
-        episodes: int(1),
-      },
-    },
-  },
+export type ExperimentConfig = Omit<v.InferOutput<typeof ExperimentSchema>, 'objective'> & {
+  objective: ObjectiveConfig;
 };
 
 /** Levenshtein distance, for "did you mean" suggestions. */
@@ -116,95 +93,71 @@ export function editDistance(a: string, b: string): number {
 export function nearestKey(key: string, valid: string[]): string | undefined {
   let best: string | undefined;
   let bestD = Number.POSITIVE_INFINITY;
-  for (const v of valid) {
-    const d = editDistance(key.toLowerCase(), v.toLowerCase());
-    if (d < bestD) [best, bestD] = [v, d];
+  for (const k of valid) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
   }
   return best;
 }
 
-function describe(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
-  if (Array.isArray(v)) return 'an array';
-  return v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v);
-}
+type AnySchema = {
+  type: string;
+  entries?: Record<string, AnySchema>;
+  options?: AnySchema[];
+  key?: string;
+  wrapped?: AnySchema;
+  literal?: unknown;
+};
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function checkKeys(obj: Record<string, unknown>, valid: string[], at: string): void {
-  for (const k of Object.keys(obj)) {
-    if (valid.includes(k)) continue;
-    const near = nearestKey(k, valid);
-    throw new ConfigError(join(at, k), `unknown key${near ? ` (did you mean '${near}'?)` : ''}`);
+/** The object schema reached by following `keys` (choosing a variant's option by its input). */
+function schemaAt(root: unknown, keys: string[], input: unknown): AnySchema | undefined {
+  let s = root as AnySchema | undefined;
+  let x = input;
+  for (const k of [...keys, null]) {
+    while (s?.wrapped) s = s.wrapped;
+    if (s?.type === 'variant' && s.options && s.key) {
+      const want = (x as Record<string, unknown> | undefined)?.[s.key];
+      s = s.options.find((o) => o.entries?.[s!.key!]?.literal === want);
+    }
+    if (k === null || !s?.entries) return s;
+    s = s.entries[k];
+    x = (x as Record<string, unknown> | undefined)?.[k];
   }
-  for (const k of valid) if (!(k in obj)) throw new ConfigError(join(at, k), 'missing');
+  return s;
 }
 
-const join = (at: string, k: string) => (at ? `${at}.${k}` : k);
-
-function checkNumber(v: unknown, r: NumRule, at: string): void {
-  const what = r.kind === 'int' ? 'an integer' : 'a finite number';
-  const ok =
-    typeof v === 'number' && Number.isFinite(v) && (r.kind === 'num' || Number.isInteger(v));
-  if (!ok) throw new ConfigError(at, `must be ${what}, got ${describe(v)}`);
-  const n = v as number;
-  const bad = (cond: boolean, msg: string) => {
-    if (cond) throw new ConfigError(at, `must be ${msg}, got ${n}`);
-  };
-  if (r.min !== undefined) bad(n < r.min, `>= ${r.min}`);
-  if (r.max !== undefined) bad(n > r.max, `<= ${r.max}`);
-  if (r.above !== undefined) bad(!(n > r.above), `> ${r.above}`);
-  if (r.below !== undefined) bad(!(n < r.below), `< ${r.below}`);
-}
-
-function checkRule(v: unknown, r: Rule, at: string): void {
-  if (r.kind === 'int' || r.kind === 'num') checkNumber(v, r, at);
-  else if (r.kind === 'string') {
-    if (typeof v !== 'string' || v === '')
-      throw new ConfigError(at, `must be a non-empty string, got ${describe(v)}`);
-  } else if (r.kind === 'enum') {
-    if (typeof v !== 'string' || !r.values.includes(v))
-      throw new ConfigError(at, `must be one of ${r.values.join(', ')}, got ${describe(v)}`);
-  } else if (r.kind === 'intList') {
-    if (!Array.isArray(v) || v.length === 0)
-      throw new ConfigError(at, `must be a non-empty array of integers, got ${describe(v)}`);
-    for (let i = 0; i < v.length; i++) checkNumber(v[i], int(r.min), `${at}[${i}]`);
-  } else if (r.kind === 'object') {
-    if (!isObject(v))
-      throw new ConfigError(at || 'config', `must be an object, got ${describe(v)}`);
-    checkKeys(v, Object.keys(r.fields), at);
-    for (const [k, sub] of Object.entries(r.fields)) checkRule(v[k], sub, join(at, k));
-  } else checkWorld(v, at);
-}
-
-/** The world is a partial override of defaultWorldConfig: each value keeps its default's type. */
-function checkWorld(v: unknown, at: string): void {
-  if (!isObject(v)) throw new ConfigError(at, `must be an object, got ${describe(v)}`);
-  const defaults = defaultWorldConfig as unknown as Record<string, unknown>;
-  const valid = [...Object.keys(defaults), 'fashionMnistDir'];
-  for (const [k, x] of Object.entries(v)) {
-    const field = join(at, k);
-    if (!valid.includes(k))
-      throw new ConfigError(field, `unknown key (did you mean '${nearestKey(k, valid)}'?)`);
-    if (x === undefined) continue;
-    const d = k === 'fashionMnistDir' ? '' : defaults[k];
-    if (typeof d === 'number') {
-      const isCount = /Scenes$|contextLength/.test(k);
-      checkNumber(
-        x,
-        isCount ? int(1) : /Prob$|Jitter$/.test(k) ? num({ min: 0, max: 1 }) : int(),
-        field,
-      );
-    } else if (Array.isArray(d) !== Array.isArray(x) || typeof d !== typeof x)
-      throw new ConfigError(
-        field,
-        `must be ${Array.isArray(d) ? 'an array' : `a ${typeof d}`}, got ${describe(x)}`,
-      );
+/** A valibot issue as a ConfigError: the field's dotted path and a problem in our words. */
+function toConfigError(issue: v.BaseIssue<unknown>, input: unknown): ConfigError {
+  const keys = (issue.path ?? []).map((p) => String(p.key));
+  const field = keys.join('.') || 'config';
+  const isObject = issue.type === 'strict_object' || issue.type === 'object';
+  if (isObject && issue.expected === 'never') {
+    const valid = Object.keys(schemaAt(ExperimentSchema, keys.slice(0, -1), input)?.entries ?? {});
+    const near = nearestKey(keys[keys.length - 1], valid);
+    return new ConfigError(field, `unknown key${near ? ` (did you mean '${near}'?)` : ''}`);
   }
+  if (isObject && issue.received === 'undefined' && keys.length)
+    return new ConfigError(field, 'missing');
+  if (issue.type === 'variant' && issue.input === undefined) {
+    // no discriminator: perhaps it is misspelt, e.g. objective.nmae
+    const parent = keys.slice(0, -1);
+    const obj = parent.reduce<unknown>((x, k) => (x as Record<string, unknown>)?.[k], input);
+    const options = schemaAt(ExperimentSchema, parent.slice(0, -1), input)?.entries?.[
+      parent[parent.length - 1]
+    ]?.options;
+    const known = new Set((options ?? []).flatMap((o) => Object.keys(o.entries ?? {})));
+    const stray = Object.keys((obj as object) ?? {}).find((k) => !known.has(k));
+    if (stray) {
+      const near = nearestKey(stray, [...known]);
+      return new ConfigError([...parent, stray].join('.'), `unknown key (did you mean '${near}'?)`);
+    }
+  }
+  if (isObject || (issue.type === 'variant' && issue.expected === 'Object'))
+    return new ConfigError(field, `must be an object, got ${describe(issue.input)}`);
+  return new ConfigError(field, issue.message);
 }
 
+/** Rules across fields, after every field passed its own. */
 function crossChecks(c: ExperimentConfig): void {
   const need = (ok: boolean, field: string, msg: string) => {
     if (!ok) throw new ConfigError(field, msg);
@@ -239,58 +192,24 @@ function crossChecks(c: ExperimentConfig): void {
     'eval.shots',
     `largest k (${maxShot}) must be <= eval.supportPerClass (${c.eval.supportPerClass})`,
   );
+  const sizes = { embedDim: c.model.embedDim, imageWidth: im.width };
+  const bad = objectiveOf(c.objective).check?.(c.objective, sizes);
+  if (bad) throw new ConfigError(`objective.${bad[0]}`, bad[1]);
 }
 
 /**
  * Throws a ConfigError naming the first bad field: unknown keys (with the
  * nearest valid key), missing keys, wrong types, out-of-range values, and
- * inconsistent combinations. Returns the config for chaining.
+ * inconsistent combinations. Returns the config, typed.
  */
-export function validateConfig(cfg: ExperimentConfig): ExperimentConfig {
-  checkRule(cfg, SCHEMA, '');
-  crossChecks(cfg);
-  return cfg;
-}
-
-/** The first dotted path where two JSON values differ, or null when they are equal. */
-export function firstDifference(a: unknown, b: unknown, at = ''): string | null {
-  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
-    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const d = firstDifference(
-        (a as Record<string, unknown>)[k],
-        (b as Record<string, unknown>)[k],
-        join(at, k),
-      );
-      if (d !== null) return d;
-    }
-    return null;
+export function validateConfig(cfg: unknown): ExperimentConfig {
+  const r = v.safeParse(ExperimentSchema, cfg);
+  if (!r.success) {
+    // a misspelt key also leaves its real key missing: name the misspelling, it says more
+    const unknown = r.issues.find((i) => i.expected === 'never');
+    throw toConfigError(unknown ?? r.issues[0], cfg);
   }
-  return a === b ? null : at || '(root)';
-}
-
-/** "at 'x.y': A has 1, B has 2" for the first difference of two configs, or null. */
-export function describeDifference(a: unknown, b: unknown, nameA: string, nameB: string) {
-  const [ja, jb] = [JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b))];
-  const d = firstDifference(ja, jb);
-  if (d === null) return null;
-  const at = (x: unknown) => {
-    for (const k of d.split('.')) x = (x as Record<string, unknown> | undefined)?.[k];
-    return JSON.stringify(x);
-  };
-  return `at '${d}': ${nameA} has ${at(ja)}, ${nameB} has ${at(jb)}`;
-}
-
-/**
- * Overrides (`--set`, notebook or sweep overrides) may only name keys of `base`:
- * throws a ConfigError naming the first unknown one and the nearest valid key.
- * World keys are checked by `validateConfig`, against the world's defaults.
- */
-export function checkOverrideKeys(base: unknown, overrides: unknown, at = ''): void {
-  if (!isObject(base) || !isObject(overrides) || at === 'world') return;
-  const valid = Object.keys(base);
-  for (const [k, v] of Object.entries(overrides)) {
-    if (!valid.includes(k))
-      throw new ConfigError(join(at, k), `unknown key (did you mean '${nearestKey(k, valid)}'?)`);
-    checkOverrideKeys(base[k], v, join(at, k));
-  }
+  const c = cfg as ExperimentConfig;
+  crossChecks(c);
+  return c;
 }

@@ -5,85 +5,123 @@
  *  - k-shot prototypes: the training-free few-shot baseline LIxP is judged by —
  *    a class prototype is the normalised mean of k support image embeddings.
  *  - retrieval: image→text and text→image recall@1/@5 over N pairs.
+ * Every score comes from the model's objective (its `similarity` and
+ * `imageVectors`), so Llip's per-caption mixing is evaluated as it was trained.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Tokenizer } from '../data/tokenizer';
 import type { Batch, LabelledImages, Task } from '../data/types';
 import { IMAGE_SIZE } from '../data/types';
-import { encodeImages, encodeTexts, type Model } from '../model/index';
+import type { TowerOutputs } from '../model/index';
 import { l2normalize } from '../model/ops';
+import { type Model, objectiveOfModel, towerOutputs } from '../objectives/model';
+import { unitMeanPerClass } from '../objectives/objective';
 import { Rng } from '../rng';
 
-/** Unit image embeddings [N, E] of a flat image array, computed `chunk` at a time. */
-export function embedImages(model: Model, images: Float32Array, chunk = 256): tf.Tensor2D {
+/** Concatenates per-chunk tower outputs key by key (and frees the parts). */
+function concatOutputs(parts: TowerOutputs[]): TowerOutputs {
+  const out: Record<string, tf.Tensor> = {};
+  for (const k of Object.keys(parts[0]) as (keyof TowerOutputs)[])
+    out[k] = tf.concat(parts.map((p) => p[k] as tf.Tensor));
+  parts.forEach((p) => {
+    tf.dispose(Object.values(p));
+  });
+  return out as TowerOutputs;
+}
+
+/** The image side of the tower outputs for a flat image array, `chunk` images at a time. */
+export function imageSide(model: Model, images: Float32Array, chunk = 256): TowerOutputs {
   const px = IMAGE_SIZE * IMAGE_SIZE * 3;
   const n = images.length / px;
-  const parts: tf.Tensor2D[] = [];
+  const parts: TowerOutputs[] = [];
   for (let s = 0; s < n; s += chunk) {
     const m = Math.min(chunk, n - s);
+    const x = images.subarray(s * px, (s + m) * px);
     parts.push(
-      tf.tidy(() =>
-        encodeImages(
-          model,
-          tf.tensor4d(images.subarray(s * px, (s + m) * px), [m, IMAGE_SIZE, IMAGE_SIZE, 3]),
-        ),
-      ),
+      tf.tidy(() => towerOutputs(model, tf.tensor4d(x, [m, IMAGE_SIZE, IMAGE_SIZE, 3]), null, m)),
     );
   }
-  const out = tf.concat(parts) as tf.Tensor2D;
-  tf.dispose(parts);
-  return out;
+  return concatOutputs(parts);
 }
 
-/** Unit text embeddings [N, E] of token rows [N, L], `chunk` rows at a time. */
-export function embedTexts(model: Model, tokens: Int32Array, chunk = 512): tf.Tensor2D {
+/** The text side of the tower outputs for token rows [N, L], `chunk` rows at a time. */
+export function textSide(model: Model, tokens: Int32Array, chunk = 512): TowerOutputs {
   const L = model.config.text.contextLength;
   const n = tokens.length / L;
-  const parts: tf.Tensor2D[] = [];
+  const parts: TowerOutputs[] = [];
   for (let s = 0; s < n; s += chunk) {
     const m = Math.min(chunk, n - s);
-    parts.push(encodeTexts(model, tokens.subarray(s * L, (s + m) * L), m));
+    parts.push(tf.tidy(() => towerOutputs(model, null, tokens.subarray(s * L, (s + m) * L), m)));
   }
-  const out = tf.concat(parts) as tf.Tensor2D;
-  tf.dispose(parts);
+  return concatOutputs(parts);
+}
+
+/** Unit image vectors [N, E] (the objective's: prototypes and neighbours use them). */
+export function embedImages(model: Model, images: Float32Array, chunk = 256): tf.Tensor2D {
+  const side = imageSide(model, images, chunk);
+  const out = tf.tidy(() =>
+    objectiveOfModel(model).imageVectors(side, model.params, model.objective),
+  );
+  tf.dispose(Object.values(side));
   return out;
 }
 
-/** Zero-shot class embeddings [C, E] with prompt-template averaging. */
-export function zeroShotWeights(
+/** Unit text embeddings [N, E] of token rows [N, L]. */
+export function embedTexts(model: Model, tokens: Int32Array, chunk = 512): tf.Tensor2D {
+  const side = textSide(model, tokens, chunk);
+  const out = l2normalize(side.text!);
+  tf.dispose(Object.values(side));
+  return out;
+}
+
+/** One text side per class, from its prompt templates (the objective's ensembling). */
+export function classTexts(
   model: Model,
   tok: Tokenizer,
   classNames: string[],
   templates: string[],
-): tf.Tensor2D {
+): TowerOutputs {
   const prompts = classNames.flatMap((c) => templates.map((t) => t.replace('{}', c)));
-  return tf.tidy(() => {
-    const z = embedTexts(model, tok.encodeBatch(prompts)); // [C·T, E]
-    const E = z.shape[1];
-    return l2normalize(
-      tf.mean(tf.reshape(z, [classNames.length, templates.length, E]), 1) as tf.Tensor2D,
-    );
-  });
+  const side = textSide(model, tok.encodeBatch(prompts)); // C·T rows
+  const ensemble = objectiveOfModel(model).classTexts ?? unitMeanPerClass;
+  const out = tf.tidy(() => ensemble(side, classNames.length, templates.length));
+  tf.dispose(Object.values(side));
+  return out;
 }
 
-/** Fraction of rows of `emb` [N, E] whose nearest class vector in `weights` [C, E] is the label. */
-export function accuracyOf(emb: tf.Tensor2D, weights: tf.Tensor2D, labels: Int32Array): number {
-  const pred = tf.tidy(() => tf.argMax(tf.matMul(emb, weights, false, true), 1).dataSync());
+/** Scores [N, M] of the images against the texts, as the objective defines them. */
+export function scores(model: Model, img: TowerOutputs, txt: TowerOutputs): tf.Tensor2D {
+  return tf.tidy(() => objectiveOfModel(model).similarity(img, txt, model.params, model.objective));
+}
+
+/** Fraction of rows of `scores` [N, C] whose largest entry is at the label. */
+export function accuracyOfScores(s: tf.Tensor2D, labels: Int32Array): number {
+  const pred = tf.tidy(() => tf.argMax(s, 1).dataSync());
   let hit = 0;
   for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) hit++;
   return hit / labels.length;
 }
 
+/** Fraction of rows of `emb` [N, E] whose nearest class vector in `weights` [C, E] is the label. */
+export function accuracyOf(emb: tf.Tensor2D, weights: tf.Tensor2D, labels: Int32Array): number {
+  const s = tf.matMul(emb, weights, false, true) as tf.Tensor2D;
+  const acc = accuracyOfScores(s, labels);
+  s.dispose();
+  return acc;
+}
+
+/** Zero-shot accuracy on a task; `query` is the query images' side when already computed. */
 export function zeroShotAccuracy(
   model: Model,
   tok: Tokenizer,
   task: Task,
-  queryEmb?: tf.Tensor2D,
+  query?: TowerOutputs,
 ): number {
-  const w = zeroShotWeights(model, tok, task.classNames, task.templates);
-  const q = queryEmb ?? embedImages(model, task.query.images);
-  const acc = accuracyOf(q, w, task.query.labels);
-  tf.dispose(queryEmb ? [w] : [w, q]);
+  const q = query ?? imageSide(model, task.query.images);
+  const w = classTexts(model, tok, task.classNames, task.templates);
+  const s = scores(model, q, w);
+  const acc = accuracyOfScores(s, task.query.labels);
+  tf.dispose([s, ...Object.values(w), ...(query ? [] : Object.values(q))]);
   return acc;
 }
 
@@ -161,7 +199,10 @@ export function evaluateSuite(
 ): TaskResult[] {
   const shots = o.shots ?? [1, 2, 4, 8, 16];
   return tasks.map((task) => {
-    const q = embedImages(model, task.query.images);
+    const qSide = imageSide(model, task.query.images);
+    const q = tf.tidy(() =>
+      objectiveOfModel(model).imageVectors(qSide, model.params, model.objective),
+    );
     const s = shots.length ? embedImages(model, task.support.images) : null;
     const C = task.classNames.length;
     const fewShot: Record<number, number> = {};
@@ -176,8 +217,8 @@ export function evaluateSuite(
         o.episodes ?? 5,
         o.seed ?? 0,
       );
-    const zeroShot = zeroShotAccuracy(model, tok, task, q);
-    tf.dispose(s ? [q, s] : [q]);
+    const zeroShot = zeroShotAccuracy(model, tok, task, qSide);
+    tf.dispose([q, ...(s ? [s] : []), ...Object.values(qSide)]);
     return { task: task.name, classes: C, chance: task.chance, zeroShot, fewShot };
   });
 }
@@ -189,12 +230,12 @@ export interface Retrieval {
 
 /** Recall@1/@5 for N image-caption pairs where pair i matches caption i. */
 export function retrieval(model: Model, batch: Batch): Retrieval {
-  const zi = embedImages(model, batch.images);
-  const zt = embedTexts(model, batch.tokens);
-  const sim = tf.tidy(() => tf.matMul(zi, zt, false, true)); // [N, N]
+  const img = imageSide(model, batch.images);
+  const txt = textSide(model, batch.tokens);
+  const sim = scores(model, img, txt); // [N, N]
   const simT = tf.tidy(() => tf.transpose(sim));
   const out = { i2t: recallAt(sim, [1, 5]), t2i: recallAt(simT, [1, 5]) };
-  tf.dispose([zi, zt, sim, simT]);
+  tf.dispose([sim, simT, ...Object.values(img), ...Object.values(txt)]);
   return { i2t: { r1: out.i2t[0], r5: out.i2t[1] }, t2i: { r1: out.t2i[0], r5: out.t2i[1] } };
 }
 

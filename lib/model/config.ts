@@ -1,37 +1,52 @@
 /**
- * Model configuration as plain data (big_vision / nanoGPT style): a typed object,
- * named presets, and `makeModelConfig(preset, overrides)` to derive variants.
+ * The towers' configuration as data. The schemas below are the single source
+ * of the tower fields: their TypeScript types are derived from them, and
+ * config/schema.ts composes them into the experiment config.
  */
+import * as v from 'valibot';
+import { int, num, oneOf } from '../schema';
 
-export type ImagePool = 'cls' | 'mean' | 'map';
+/** How the image tower pools its tokens (vit.ts holds one pooler per name). */
+export const IMAGE_POOLS = ['cls', 'mean', 'map'] as const;
 
-export interface ImageTowerConfig {
-  imageSize: number; // 32: the world's images
-  patch: number; // patch side in pixels; tokens = (imageSize / patch)²
-  width: number; // transformer width D
-  depth: number; // number of pre-LN blocks
-  heads: number; // attention heads; must divide width
-  mlpRatio: number; // hidden width of the MLP = mlpRatio · D
-  pool: ImagePool; // cls token, mean of patch tokens, or multihead attention pooling (MAP)
-  registers: number; // extra learned tokens that take part in attention but are not pooled
-}
+const transformer = {
+  width: int({ min: 1 }), // transformer width D
+  depth: int({ min: 1 }), // number of pre-LN blocks
+  heads: int({ min: 1 }), // attention heads; must divide width
+  mlpRatio: num({ above: 0 }), // hidden width of the MLP = mlpRatio · D
+};
 
-export interface TextTowerConfig {
+export const ImageTowerSchema = v.strictObject({
+  imageSize: int({ min: 1 }), // 32: the world's images
+  patch: int({ min: 1 }), // patch side in pixels; tokens = (imageSize / patch)²
+  ...transformer,
+  pool: oneOf(IMAGE_POOLS), // cls token, mean of patch tokens, or attention pooling (MAP)
+  registers: int({ min: 0 }), // extra learned tokens that take part in attention, never pooled
+});
+
+/** Text sizes a user chooses; vocabulary and context length come from the tokenizer. */
+export const TextTowerSchema = v.strictObject(transformer);
+
+export type ImagePool = (typeof IMAGE_POOLS)[number];
+
+export type ImageTowerConfig = v.InferOutput<typeof ImageTowerSchema> & {
+  /** K learned tokens the objective reads after the last block (Llip); set by the objective */
+  mixtureTokens?: number;
+};
+
+export type TextTowerConfig = v.InferOutput<typeof TextTowerSchema> & {
   vocabSize: number; // set from the tokenizer
   contextLength: number; // set from the tokenizer
-  width: number;
-  depth: number;
-  heads: number;
-  mlpRatio: number;
-}
+};
 
+/** The towers of one model, resolved (tokenizer sizes and mixture tokens filled in). */
 export interface ModelConfig {
   image: ImageTowerConfig;
   text: TextTowerConfig;
   embedDim: number; // shared embedding size E
 }
 
-/** Throws with a message naming the field when a model config is inconsistent. */
+/** Throws with a message naming the field when a resolved model config is inconsistent. */
 export function validateModelConfig(cfg: ModelConfig): void {
   const { image: im, text: tx } = cfg;
   const need = (ok: boolean, msg: string) => {
@@ -45,12 +60,7 @@ export function validateModelConfig(cfg: ModelConfig): void {
     im.registers >= 0 && Number.isInteger(im.registers),
     'image.registers must be an integer >= 0',
   );
+  need((im.mixtureTokens ?? 0) >= 0, 'image.mixtureTokens must be >= 0');
   need(tx.vocabSize >= 4 && tx.contextLength >= 2, 'text.vocabSize/contextLength too small');
   need(cfg.embedDim >= 1, 'embedDim must be >= 1');
-}
-
-/** Number of tokens the image tower attends over: extra (cls + registers) then patches. */
-export function imageTokenLayout(im: ImageTowerConfig): { extra: number; patches: number } {
-  const side = im.imageSize / im.patch;
-  return { extra: (im.pool === 'cls' ? 1 : 0) + im.registers, patches: side * side };
 }

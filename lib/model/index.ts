@@ -1,58 +1,89 @@
 /**
- * The two-tower model: a ViT image tower and a causal text transformer projected
- * into a shared E-dimensional space, plus the loss's learnable scalars.
- * Functions are pure over a `Params` map (big_vision style); `Model` just bundles
- * the config with its parameters.
+ * The two towers: a ViT image tower and a causal text transformer projected
+ * into a shared E-dimensional space. Functions are pure over a `Params` map
+ * (big_vision style). An objective (objectives/) says which outputs it needs;
+ * the towers compute those and nothing else.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type LossName, lossParamSpecs } from '../objectives/siglip';
-import { type ModelConfig, validateModelConfig } from './config';
+import type { ModelConfig } from './config';
 import { l2normalize } from './ops';
-import { initParams, type ParamSpecs, type Params } from './params';
-import { encodeTextsRaw, endOfTextMask, textTowerSpecs } from './text';
-import { encodeImagesRaw, imageTowerSpecs } from './vit';
+import type { Params } from './params';
+import { encodeTextsRaw, endOfTextMask, textFeatures } from './text';
+import { encodeImagesRaw, imageTokens, mixtureTokens, poolImage } from './vit';
 
-export interface Model {
+/** The towers' config and weights (a trained `Model` of objectives/model.ts is one). */
+export interface Towers {
   config: ModelConfig;
-  loss: LossName;
-  specs: ParamSpecs;
   params: Params;
-  /** token id of END, for end-of-text pooling */
-  endId: number;
+  endId: number; // token id of END, for end-of-text pooling
 }
 
-export function modelSpecs(cfg: ModelConfig, loss: LossName): ParamSpecs {
-  return {
-    ...imageTowerSpecs(cfg.image, cfg.embedDim),
-    ...textTowerSpecs(cfg.text, cfg.embedDim),
-    ...lossParamSpecs(loss),
-  };
+/** Which tower outputs an objective reads. */
+export interface TowerNeeds {
+  image: boolean; // pooled image embedding
+  mixtureTokens: boolean; // the K mixture tokens (model.image.mixtureTokens)
+  textFeature: boolean; // pre-projection text feature g
 }
 
-export function createModel(cfg: ModelConfig, loss: LossName, endId: number, seed: number): Model {
-  validateModelConfig(cfg);
-  const specs = modelSpecs(cfg, loss);
-  return { config: cfg, loss, specs, params: initParams(specs, seed), endId };
+/** Tower outputs for a batch of B images and B captions; absent when not asked for. */
+export type TowerOutputs = {
+  image?: tf.Tensor2D; // pooled, projected, not normalised: [B, E]
+  mixtureTokens?: tf.Tensor3D; // after the final layer norm, through the image head: [B, K, E]
+  text?: tf.Tensor2D; // end-of-text state, projected, not normalised: [B, E]
+  textFeature?: tf.Tensor2D; // end-of-text state before the projection: [B, Dt]
+};
+
+/** The image side of TowerOutputs for images [B, 32, 32, 3]. */
+export function imageOutputs(t: Towers, images: tf.Tensor4D, needs: TowerNeeds): TowerOutputs {
+  const im = t.config.image;
+  if (needs.image && !needs.mixtureTokens) return { image: encodeImagesRaw(t.params, im, images) };
+  const B = images.shape[0];
+  const tokens = imageTokens(t.params, im, images); // [B·T, width]
+  const out: TowerOutputs = {};
+  if (needs.image)
+    out.image = tf.matMul(
+      poolImage(t.params, im, tokens, B),
+      t.params['img.head.w'] as tf.Tensor2D,
+    ) as tf.Tensor2D;
+  if (needs.mixtureTokens) {
+    const K = im.mixtureTokens ?? 0;
+    const flat = tf.reshape(mixtureTokens(im, tokens, B), [B * K, im.width]) as tf.Tensor2D;
+    const z = tf.matMul(flat, t.params['img.head.w'] as tf.Tensor2D); // [B·K, E]
+    out.mixtureTokens = tf.reshape(z, [B, K, t.config.embedDim]) as tf.Tensor3D;
+  }
+  return out;
 }
 
-/** Unit-norm image embeddings [B, E] from images [B, 32, 32, 3]. */
-export function encodeImages(model: Model, images: tf.Tensor4D): tf.Tensor2D {
-  return tf.tidy(() => l2normalize(encodeImagesRaw(model.params, model.config.image, images)));
+/** The text side of TowerOutputs for token ids [B, L]: the raw embedding, and g if asked. */
+export function textOutputs(
+  t: Towers,
+  tokens: Int32Array,
+  B: number,
+  needs: Pick<TowerNeeds, 'textFeature'>,
+): TowerOutputs {
+  const tx = t.config.text;
+  const L = tx.contextLength;
+  if (tokens.length !== B * L)
+    throw new Error(`text tower: expected ${B}×${L} token ids, got ${tokens.length}`);
+  const ids = tf.tensor2d(tokens, [B, L], 'int32');
+  const eot = endOfTextMask(tokens, B, L, t.endId);
+  if (!needs.textFeature) return { text: encodeTextsRaw(t.params, tx, ids, eot) };
+  const g = textFeatures(t.params, tx, ids, eot);
+  const text = tf.matMul(g, t.params['txt.head.w'] as tf.Tensor2D) as tf.Tensor2D;
+  return { text, textFeature: g };
+}
+
+/** Unit-norm pooled image embeddings [B, E] from images [B, 32, 32, 3]. */
+export function encodeImages(t: Towers, images: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => l2normalize(encodeImagesRaw(t.params, t.config.image, images)));
 }
 
 /** Unit-norm text embeddings [B, E] from token ids [B, L]. */
-export function encodeTexts(model: Model, tokens: Int32Array, B: number): tf.Tensor2D {
-  const L = model.config.text.contextLength;
-  if (tokens.length !== B * L)
-    throw new Error(`encodeTexts: expected ${B}×${L} token ids, got ${tokens.length}`);
-  return tf.tidy(() => {
-    const t = tf.tensor2d(tokens, [B, L], 'int32');
-    const eot = endOfTextMask(tokens, B, L, model.endId);
-    return l2normalize(encodeTextsRaw(model.params, model.config.text, t, eot));
-  });
+export function encodeTexts(t: Towers, tokens: Int32Array, B: number): tf.Tensor2D {
+  return tf.tidy(() => l2normalize(textOutputs(t, tokens, B, { textFeature: false }).text!));
 }
 
 export * from './config';
 export * from './params';
-export { causalMask, endOfTextMask } from './text';
-export { imageTokens, patchify, poolImage } from './vit';
+export { causalMask, endOfTextMask, textFeatures } from './text';
+export { imageTokenLayout, imageTokens, mixtureTokens, patchify, poolImage } from './vit';

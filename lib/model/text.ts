@@ -55,8 +55,11 @@ export function endOfTextMask(
   return tf.tensor2d(m, [B, L]);
 }
 
-/** Text embeddings before normalisation: [B, E]. `tokens` is [B, L] int32. */
-export function encodeTextsRaw(
+/**
+ * The pre-projection text feature g: the final state at each caption's END token,
+ * after the final layer norm, [B, Dt]. `tokens` is [B, L] int32.
+ */
+export function textFeatures(
   p: Params,
   tx: TextTowerConfig,
   tokens: tf.Tensor2D,
@@ -69,6 +72,15 @@ export function encodeTextsRaw(
   const mask = causalMask(L);
   for (let i = 0; i < tx.depth; i++) z = block(p, `txt.blocks.${i}`, z, B, tx.heads, mask);
   const h = tf.reshape(norm(p, 'txt.lnf', z), [B, L, D]);
-  const pooled = tf.sum(tf.mul(h, tf.expandDims(eot, -1)), 1) as tf.Tensor2D; // [B, D]
-  return tf.matMul(pooled, p['txt.head.w'] as tf.Tensor2D);
+  return tf.sum(tf.mul(h, tf.expandDims(eot, -1)), 1) as tf.Tensor2D; // [B, D]
+}
+
+/** Text embeddings before normalisation: g·W_T, [B, E]. */
+export function encodeTextsRaw(
+  p: Params,
+  tx: TextTowerConfig,
+  tokens: tf.Tensor2D,
+  eot: tf.Tensor2D,
+): tf.Tensor2D {
+  return tf.matMul(textFeatures(p, tx, tokens, eot), p['txt.head.w'] as tf.Tensor2D);
 }

@@ -1,28 +1,27 @@
 /**
- * Contrastive image-text losses on unit-norm embeddings.
- *
  * SigLIP (Zhai et al. 2023, eq. 1): every pair (i, j) of a batch is an independent
  * binary problem, positive iff i = j:
- *   logits_ij = exp(t) · ⟨img_i, txt_j⟩ + b,   z_ij = +1 if i = j else −1
+ *   logits_ij = t · ⟨img_i, txt_j⟩ + b,   z_ij = +1 if i = j else −1
  *   L = −(1/B) Σ_i Σ_j log σ(z_ij · logits_ij)
  * Dividing by B (not B²) follows the paper and big_vision: the loss is a sum of B
- * per-image terms, so its scale does not shrink as the batch grows.
- *
- * CLIP (Radford et al. 2021): a B-way softmax classification in both directions,
- *   logits = exp(t) · img · txtᵀ,  L = ½ (CE_rows(logits, I) + CE_cols(logits, I)).
+ * per-image terms, so its scale does not shrink as the batch grows. t is learned
+ * as log t; t = 10 and b = −10 at the start (the paper's init: with b = −10 the
+ * initial positive rate σ(b) matches the ~1/B share of positives).
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkShape, logSigmoid } from '../model/ops';
-import type { ParamSpecs } from '../model/params';
+import * as v from 'valibot';
+import { checkShape, l2normalize, logSigmoid } from '../model/ops';
+import { num } from '../schema';
+import { type Objective, POOLED, scalarSpec } from './objective';
 
-export type LossName = 'siglip' | 'clip';
+export const SiglipSchema = v.strictObject({
+  name: v.literal('siglip'),
+  t: num({ above: 0 }), // initial scale t = exp(logScale) (eq. 1)
+  b: num(), // initial bias b (eq. 1)
+});
+export type SiglipConfig = v.InferOutput<typeof SiglipSchema>;
 
-/** SigLIP's learnable log-scale t (init log 10) and bias b (init −10). */
-export const SIGLIP_INIT = { logScale: Math.log(10), bias: -10 };
-/** CLIP's learnable log-scale t (init log(1/0.07)). */
-export const CLIP_INIT = { logScale: Math.log(1 / 0.07) };
-
-/** Pairwise logits exp(t) · img · txtᵀ (+ b): [B, B]. */
+/** Pairwise logits exp(logScale) · img · txtᵀ (+ b): [B, B]. */
 export function pairLogits(
   img: tf.Tensor2D,
   txt: tf.Tensor2D,
@@ -46,7 +45,7 @@ export function siglipLoss(
 
 /**
  * The SigLIP loss from the cosine similarities cos [B, B] (image i, text j):
- * −(1/B) Σ_ij log σ(z_ij (exp(t) cos_ij + b)). Shared by SigLIP, LIxP (twice,
+ * −(1/B) Σ_ij log σ(z_ij (exp(logScale) cos_ij + b)). Shared by SigLIP, LIxP (twice,
  * with its own t and b each time) and Llip (whose cos_ij uses a per-caption image vector).
  */
 export function sigmoidPairLoss(cos: tf.Tensor2D, logScale: tf.Scalar, bias: tf.Scalar): tf.Scalar {
@@ -60,24 +59,16 @@ export function sigmoidPairLoss(cos: tf.Tensor2D, logScale: tf.Scalar, bias: tf.
   });
 }
 
-/** CLIP softmax loss (see file header). img, txt: unit rows [B, D]. */
-export function clipLoss(img: tf.Tensor2D, txt: tf.Tensor2D, logScale: tf.Scalar): tf.Scalar {
-  checkShape(txt, img.shape, 'clipLoss txt');
-  return tf.tidy(() => {
-    const B = img.shape[0];
-    const logits = pairLogits(img, txt, logScale); // [B, B]
-    const eye = tf.eye(B);
-    const rows = tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits, 1), eye))); // image → text
-    const cols = tf.neg(tf.sum(tf.mul(tf.logSoftmax(tf.transpose(logits), 1), eye))); // text → image
-    return tf.div(tf.add(rows, cols), 2 * B) as tf.Scalar;
-  });
-}
-
-/** The learnable scalars each loss owns, as parameter specs (never weight-decayed). */
-export function lossParamSpecs(loss: LossName): ParamSpecs {
-  const init = loss === 'siglip' ? SIGLIP_INIT.logScale : CLIP_INIT.logScale;
-  const specs: ParamSpecs = { logScale: { shape: [], init: 'const', value: init, decay: false } };
-  if (loss === 'siglip')
-    specs.bias = { shape: [], init: 'const', value: SIGLIP_INIT.bias, decay: false };
-  return specs;
-}
+export const siglip: Objective<SiglipConfig> = {
+  ...POOLED,
+  name: 'siglip',
+  summary: 'sigmoid loss over every image-text pair, learnable scale t and bias b',
+  schema: SiglipSchema,
+  defaults: { name: 'siglip', t: 10, b: -10 },
+  params: (cfg) => ({ logScale: scalarSpec(Math.log(cfg.t)), bias: scalarSpec(cfg.b) }),
+  loss: (out, p) => {
+    const [logScale, bias] = [p.logScale as tf.Scalar, p.bias as tf.Scalar];
+    const loss = siglipLoss(l2normalize(out.image!), l2normalize(out.text!), logScale, bias);
+    return { loss, metrics: { t: tf.exp(logScale), b: bias } };
+  },
+};

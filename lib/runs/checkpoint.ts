@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describeDifference } from '../config/schema';
+import { describeDifference } from '../config/diff';
 import type { Params } from '../model/params';
 import { writeAtomic } from '../paths';
 import type { StepRecord } from '../train/loop';

@@ -6,19 +6,22 @@
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import type { ExperimentConfig } from '../config/presets';
 import { buildTaskSuite } from '../data/tasks';
 import type { Task } from '../data/types';
 import { createWorld, type World } from '../data/world';
 import {
-  embedImages,
   evaluateSuite,
+  imageSide,
   type Retrieval,
   retrieval,
   type TaskResult,
   zeroShotAccuracy,
 } from '../eval/evaluate';
-import { createModel, disposeParams, type Model, type ModelConfig } from '../model/index';
+import type { ModelConfig } from '../model/index';
+import { disposeParams } from '../model/params';
+import { createModel, type Model } from '../objectives/model';
 import { labPath, writeAtomic } from '../paths';
 import { Rng } from '../rng';
 import { type StepRecord, trainLoop } from '../train/loop';
@@ -69,10 +72,10 @@ export function zeroShotSummary(model: Model, data: LabData): Record<string, num
   const out: Record<string, number> = {};
   let sum = 0;
   for (const task of data.tasks) {
-    const q = embedImages(model, task.query.images);
+    const q = imageSide(model, task.query.images);
     out[`zs:${task.name}`] = zeroShotAccuracy(model, data.world.tokenizer, task, q);
     sum += out[`zs:${task.name}`];
-    q.dispose();
+    tf.dispose(Object.values(q));
   }
   out.zeroShotMean = sum / data.tasks.length;
   return out;
@@ -161,7 +164,7 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
   const { world } = data;
   const model = createModel(
     resolveModelConfig(cfg, world),
-    cfg.loss,
+    cfg.objective,
     world.tokenizer.END,
     cfg.seed,
   );
@@ -186,14 +189,13 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
     const t0 = performance.now();
     const { history } = trainLoop(model, {
       steps: cfg.steps,
-      batchSize: cfg.batchSize,
       chunkSize: cfg.chunkSize,
       optim: cfg.optim,
       nextBatch: () => world.sampleBatch(dataRng, cfg.batchSize, 'train'),
       evaluate: o.evalDuringTraining === false ? undefined : (m) => zeroShotSummary(m, data),
       evalEvery: cfg.eval.every,
       historyPath: outDir ? path.join(outDir, 'history.jsonl') : undefined,
-      label: `${cfg.name}/${cfg.loss}`,
+      label: `${cfg.name}/${cfg.objective.name}`,
       quiet: o.quiet,
       adam,
       startStep: ck?.step ?? 0,

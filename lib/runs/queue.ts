@@ -9,14 +9,7 @@
  * machines need no shared disk; only the enqueuing process writes the table.
  */
 import { type ConnectionOptions, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
-import {
-  appendResults,
-  loadResults,
-  RESULTS_DIR,
-  type Row,
-  type RunMeta,
-  runRows,
-} from './results';
+import { appendResults, loadResults, RESULTS_DIR, type Row, runRows } from './results';
 import {
   executeRun,
   expandGrid,
@@ -25,6 +18,7 @@ import {
   isPermanent,
   newSummary,
   progressLine,
+  type RunMeta,
   type RunSpec,
   readMeta,
   runDir,

@@ -6,35 +6,15 @@
  * `.csv` twin for eyes and spreadsheets. Notebooks and reports read it back
  * with `loadResults` and `summarise` (mean ± 95% CI over seeds).
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type ColumnTable, from, fromArrow, toArrowIPC, toCSV } from 'arquero';
 import { labPath, repoRoot } from '../paths';
-import type { RunSpec } from './sweep';
+import type { RunMeta, RunSpec } from './sweep';
 
 export type Row = Record<string, string | number | null>;
 
 export const RESULTS_DIR = 'data/results';
-
-/** Where and how a run ran (the table's last columns); also in `<run>/run.json`. */
-export interface RunMeta {
-  id: string;
-  backend: string;
-  commit: string;
-  host: string;
-  duration: number; // wall seconds of the train process
-}
-
-/** The commit of the code that ran, as git tells it ('unknown' outside a clone). */
-export function gitCommit(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot(), stdio: 'pipe' });
-    return String(head).trim().slice(0, 12);
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** Columns every table has, in this order; the grid's axis columns go after `grid`. */
 const LEAD = ['run', 'grid'];

@@ -1,6 +1,6 @@
 /**
  * Ablation grids as plain data, expanded into runs with stable ids, each run one
- * `scripts/train.ts` process on a local pool; the BullMQ worker (lib/queue.ts)
+ * train process (lib/runs/train-cli.ts, what `npm run train` runs) on a local pool; the BullMQ worker (lib/queue.ts)
  * calls the same `executeRun`, so a queued run is the same command as a local one.
  * On disk `<out>/<grid>/<id>/` is a finished run (the CLI's files + train.log and
  * sweep.json); attempts work in `<id>.partial`, renamed on success, so a folder
@@ -11,10 +11,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type DeepPartial, type ExperimentConfig, makeConfig } from '../config/presets';
-import { labPath, repoRoot } from '../paths';
+import { type DeepPartial, type ExperimentConfig, fromDotted, makeConfig } from '../config/presets';
+import { gitCommit, labPath, repoRoot } from '../paths';
 import { fmtTime } from '../progress';
-import { gitCommit, type RunMeta } from './results';
 
 /** A grid: the preset and base overrides every run shares, the axes it varies, the seeds. */
 export interface Grid {
@@ -36,6 +35,15 @@ export interface RunSpec {
   axes: Record<string, unknown>;
   /** dotted key → value, passed to the train CLI as `--set key=json` */
   sets: Record<string, unknown>;
+}
+
+/** Where and how a run ran (the table's last columns); also in `<run>/run.json`. */
+export interface RunMeta {
+  id: string;
+  backend: string;
+  commit: string;
+  host: string;
+  duration: number; // wall seconds of the train process
 }
 
 /** JSON with sorted keys, so two equal configs always hash the same. */
@@ -65,19 +73,9 @@ export function flatten(x: object, prefix = ''): Record<string, unknown> {
   return out;
 }
 
-/** `('a.b', 1)` → `{a: {b: 1}}`, the shape makeConfig merges. */
-const nest = (key: string, v: unknown) =>
-  key
-    .split('.')
-    .reduceRight<unknown>((acc, p) => ({ [p]: acc }), v) as DeepPartial<ExperimentConfig>;
-
-/** The config a spec trains, validated by makeConfig (unknown keys throw). */
+/** The config a spec trains: its preset, seed and dotted settings through the one gate. */
 export function specConfig(spec: Pick<RunSpec, 'preset' | 'sets' | 'seed'>): ExperimentConfig {
-  const sets = Object.entries(spec.sets);
-  return sets.reduce(
-    (cfg, [k, v]) => makeConfig(cfg, nest(k, v)),
-    makeConfig(spec.preset, { seed: spec.seed }),
-  );
+  return makeConfig(spec.preset, fromDotted({ ...spec.sets, seed: spec.seed }));
 }
 
 function cartesian(axes: Record<string, unknown[]>): Record<string, unknown>[] {
@@ -111,7 +109,7 @@ export const isComplete = (root: string, spec: RunSpec) =>
   fs.existsSync(path.join(runDir(root, spec), 'sweep.json'));
 
 function trainArgs(spec: RunSpec, out: string, resume: boolean): string[] {
-  const cli = ['--import', 'tsx', path.join(repoRoot(), 'scripts', 'train.ts')];
+  const cli = ['--import', 'tsx', path.join(repoRoot(), 'lib', 'runs', 'train-cli.ts')];
   if (resume) return [...cli, '--resume', out];
   const sets = Object.entries(spec.sets).map(([k, v]) => `--set=${k}=${JSON.stringify(v)}`);
   return [...cli, '--preset', spec.preset, '--seed', String(spec.seed), '--out', out, ...sets];
@@ -139,9 +137,21 @@ function spawnTrain(spec: RunSpec, dir: string, resume: boolean): Promise<Exit> 
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   return new Promise((resolve) => {
-    child.on('close', (code, signal) => {
+    let settled = false; // 'close' need not follow a failed spawn's 'error'
+    const done = (e: Exit) => {
+      if (settled) return;
+      settled = true;
       liveChildren.delete(child);
-      resolve({ code: code ?? (signal ? 128 : 1), log });
+      resolve(e);
+    };
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      const line = `cannot start ${process.execPath} (${e.code ?? e.message})\n`;
+      fs.appendFileSync(logFile, line);
+      done({ code: 1, log: log + line });
+    });
+    child.on('close', (code, signal) => {
+      const killed = signal ? `train was killed by ${signal}\n` : '';
+      done({ code: code ?? 128, log: log + killed });
     });
   });
 }
@@ -186,7 +196,9 @@ export async function executeRun(root: string, spec: RunSpec): Promise<RunMeta> 
   const { code, log } = await trainPartial(spec, partial);
   const duration = (Date.now() - t0) / 1000; // of this attempt (a resume counts only its part)
   if (code !== 0) {
-    const tail = log.trim().split('\n').slice(-8).join('\n');
+    const cut = (l: string) =>
+      l.length > 500 ? `${l.slice(0, 500)}… (${l.length - 500} more chars)` : l;
+    const tail = log.trim().split('\n').slice(-8).map(cut).join('\n');
     throw runError(`train exited with ${code}:\n${tail}`, code);
   }
   const cfg = JSON.parse(fs.readFileSync(path.join(partial, 'config.json'), 'utf8'));

@@ -4,19 +4,22 @@
  * as SigLIP and Llip use to stabilise contrastive pretraining.
  */
 import * as tf from '@tensorflow/tfjs';
+import { type InferOutput, strictObject } from 'valibot';
 import { ADAMW, type AdamWAttrs, hasKernel } from '../backend/kernels';
 import type { ParamSpecs, Params } from '../model/params';
+import { int, num } from '../schema';
 
-export interface OptimConfig {
-  lr: number; // peak learning rate
-  warmupSteps: number; // linear warmup from 0 to lr
-  minLrRatio: number; // cosine decays to lr · minLrRatio at the last step
-  weightDecay: number; // decoupled; applied only to params whose spec says decay
-  beta1: number;
-  beta2: number;
-  eps: number;
-  gradClip: number; // max global L2 norm of the gradient; 0 disables
-}
+export const OptimSchema = strictObject({
+  lr: num({ above: 0 }), // peak learning rate
+  warmupSteps: int({ min: 0 }), // linear warmup from 0 to lr
+  minLrRatio: num({ min: 0, max: 1 }), // cosine decays to lr · minLrRatio at the last step
+  weightDecay: num({ min: 0 }), // decoupled; applied only to params whose spec says decay
+  beta1: num({ min: 0, below: 1 }),
+  beta2: num({ min: 0, below: 1 }),
+  eps: num({ above: 0 }),
+  gradClip: num({ min: 0 }), // max global L2 norm of the gradient; 0 disables
+});
+export type OptimConfig = InferOutput<typeof OptimSchema>;
 
 export const defaultOptim: OptimConfig = {
   lr: 1e-3,
