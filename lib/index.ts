@@ -4,6 +4,7 @@
 export { type BackendInfo, backendInfo, initBackend } from './backend/index';
 export * from './config/presets';
 export * from './config/schema';
+export { encodePng, imageGrid } from './data/index';
 export * from './eval/evaluate';
 export * from './model/index';
 export { checkShape, embed, l2normalize, layerNorm, logSigmoid, quickGelu } from './model/ops';
@@ -14,6 +15,9 @@ export * from './objectives/lixp';
 export * from './objectives/llip';
 export * from './objectives/model';
 export * from './objectives/siglip';
+export * from './plot/dynamics';
+export * from './plot/plot';
+export * from './plot/table';
 export { Rng } from './rng';
 export * from './runs/checkpoint';
 export * from './runs/experiment';

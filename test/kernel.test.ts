@@ -18,6 +18,7 @@ const JUPYTER = path.join(ROOT, 'jupyter');
 const TSLAB = path.join(ROOT, 'node_modules', 'tslab');
 const DEBIAN = 'python3-jupyter-kernel-test';
 
+// biome-ignore lint/suspicious/noExplicitAny: protocol messages of many shapes
 type Msg = { msg_type: string; content: Record<string, any> };
 type Exchange = { reply: Msg; outputs: Msg[] };
 

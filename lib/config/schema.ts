@@ -11,7 +11,13 @@ import * as v from 'valibot';
 import { IMAGE_SIZE } from '../data/types';
 import { defaultWorldConfig, type WorldConfig } from '../data/world';
 import { ImageTowerSchema, TextTowerSchema } from '../model/config';
-import { type ObjectiveConfig, ObjectiveSchema, objectiveOf } from '../objectives/index';
+import {
+  OBJECTIVE_NAMES,
+  OBJECTIVES,
+  type ObjectiveConfig,
+  ObjectiveSchema,
+  objectiveOf,
+} from '../objectives/index';
 import { describe, int, intList, num, text } from '../schema';
 import { OptimSchema } from '../train/optim';
 
@@ -126,6 +132,13 @@ function schemaAt(root: unknown, keys: string[], input: unknown): AnySchema | un
   return s;
 }
 
+/** For an objective's unknown key: which objectives have it ("; alpha belongs to lixp"). */
+function owners(keys: string[], key: string): string {
+  if (keys.length !== 2 || keys[0] !== 'objective') return '';
+  const have = OBJECTIVE_NAMES.filter((n) => key in OBJECTIVES[n].defaults);
+  return have.length ? `; '${key}' belongs to ${have.join(', ')} (objective.name=${have[0]})` : '';
+}
+
 /** A valibot issue as a ConfigError: the field's dotted path and a problem in our words. */
 function toConfigError(issue: v.BaseIssue<unknown>, input: unknown): ConfigError {
   const keys = (issue.path ?? []).map((p) => String(p.key));
@@ -133,8 +146,12 @@ function toConfigError(issue: v.BaseIssue<unknown>, input: unknown): ConfigError
   const isObject = issue.type === 'strict_object' || issue.type === 'object';
   if (isObject && issue.expected === 'never') {
     const valid = Object.keys(schemaAt(ExperimentSchema, keys.slice(0, -1), input)?.entries ?? {});
-    const near = nearestKey(keys[keys.length - 1], valid);
-    return new ConfigError(field, `unknown key${near ? ` (did you mean '${near}'?)` : ''}`);
+    const key = keys[keys.length - 1];
+    const near = nearestKey(key, valid);
+    return new ConfigError(
+      field,
+      `unknown key${near ? ` (did you mean '${near}'?)` : ''}${owners(keys, key)}`,
+    );
   }
   if (isObject && issue.received === 'undefined' && keys.length)
     return new ConfigError(field, 'missing');
