@@ -10,8 +10,8 @@ nbconvert are the ones the lab is tested with.
 For each notebook: execute it with the kernel's cwd set to the notebook's folder (so
 `./lib/...` imports resolve through the notebooks/lib symlink), write the executed copy
 and an HTML export to --out (atomically), and print the wall time. On a failing cell,
-print the cell and its stderr: tslab reports errors with an empty `evalue` and no
-traceback, the real message only reaches the cell's stderr stream.
+print the cell, its error output (the lab's kernel, jupyter/kernel.js, sends `ename`,
+`evalue` and the traceback) and its stderr (where tslab as shipped put the message).
 
 A missing Python package stops the runner with one line naming the Debian package
 (exit code 3); lines it prints from cells and errors are clipped to LINE_MAX characters.

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type ExperimentConfig, makeConfig, PRESETS } from '../lib/config/presets';
+import { makeConfig, notebookConfig, PRESETS } from '../lib/config/presets';
 import { ConfigError, nearestKey, validateConfig } from '../lib/config/schema';
 import { Rng } from '../lib/rng';
 
@@ -39,6 +39,11 @@ test('hand-picked mistakes name their field', () => {
   );
   rejects({ ...t, objective: { ...t.objective, tt: 1 } }, 'objective.tt', /did you mean 't'/);
   rejects({ ...t, loss: 'clip' }, 'loss', /unknown key/);
+  rejects(
+    () => notebookConfig('lab', { objective: { name: 'lixp', alpha: 2 } }),
+    'objective.alpha',
+    /<= 1, got 2/,
+  );
   rejects(
     () => makeConfig(t, { objective: { name: 'llip', heads: 5 } }),
     'objective.heads',

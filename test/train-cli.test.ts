@@ -152,6 +152,11 @@ test('bad arguments and configs exit 2 with a message naming the field', async (
     ],
     [['--preset', 'tiny', '--set', 'optm.lr=1'], /optm: unknown key \(did you mean 'optim'\?\)/],
     [['--preset', 'nope'], /unknown preset 'nope'/],
+    [
+      ['--preset', 'tiny', '--set', 'objective.name=lixp', '--set', 'objective.alpha=2'],
+      /objective\.alpha: must be <= 1, got 2/,
+    ],
+    [['--preset', 'tiny', '--set', 'objective.name=lipx'], /objective\.name: must name one of/],
     [['--preset', 'tiny', '--checkpoint-every', 'x'], /--checkpoint-every must be an integer/],
     [['--resume', '/nonexistent/run'], /config\.json not found/],
   ];
