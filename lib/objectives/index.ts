@@ -21,13 +21,13 @@ export type ObjectiveConfig = {
 
 export const OBJECTIVE_NAMES = Object.keys(OBJECTIVES) as ObjectiveName[];
 
+/** An objective's schema as valibot's `variant` sees it (the Objective interface keeps it generic). */
+type Option = v.StrictObjectSchema<{ name: v.LiteralSchema<string, undefined> }, undefined>;
+
 /** The `objective` section of the config: one strict schema per objective, chosen by `name`. */
 export const ObjectiveSchema = v.variant(
   'name',
-  OBJECTIVE_NAMES.map((n) => OBJECTIVES[n].schema) as unknown as [
-    typeof siglip.schema &
-      v.StrictObjectSchema<{ name: v.LiteralSchema<string, undefined> }, undefined>,
-  ],
+  OBJECTIVE_NAMES.map((n) => OBJECTIVES[n].schema as unknown as Option),
   (i) => `must name one of ${OBJECTIVE_NAMES.join(', ')}, got ${JSON.stringify(i.input)}`,
 ) as unknown as v.GenericSchema<unknown, ObjectiveConfig>;
 
