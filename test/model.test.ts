@@ -16,9 +16,11 @@ import {
   encodeImages,
   encodeTexts,
   exportParams,
+  imageOutputs,
   loadParams,
   lossAndGrads,
   type Model,
+  textOutputs,
   trainLoop,
 } from '../lib';
 import type { Batch } from '../lib/data/types';
@@ -157,4 +159,31 @@ test('training: loss falls, tensor count flat, identical history from the same s
     a.history[11].loss < a.history[0].loss,
     `loss did not fall: ${a.history[0].loss} → ${a.history[11].loss}`,
   );
+});
+
+test('tower outputs: every combination of needs gives the same pooled image and text', () => {
+  const c = loadGolden().models[1]; // cls pooling with registers
+  const model = goldenModel(c);
+  const B = c.batch;
+  const images = tf.tensor4d(c.images, [B, 32, 32, 3]);
+  const tokens = Int32Array.from(c.tokens);
+  const all = { image: true, imageTokens: true, mixtureTokens: false, textFeature: true };
+  const img = imageOutputs(model, images, all);
+  const plain = imageOutputs(model, images, { ...all, imageTokens: false });
+  assertClose(img.image!.dataSync(), plain.image!.dataSync(), 'pooled image', 0, 0);
+  const T = (32 / c.config.image.patch) ** 2 + 1 + c.config.image.registers;
+  assert.deepEqual(img.imageTokens!.shape, [B, T, c.config.image.width]);
+  const txt = textOutputs(model, tokens, B, { textFeature: true });
+  const projected = tf.matMul(txt.textFeature!, model.params['txt.head.w'] as tf.Tensor2D);
+  assertClose(projected.dataSync(), txt.text!.dataSync(), 'text = g·W_T', 0, 0);
+  assertClose(
+    txt.text!.dataSync(),
+    textOutputs(model, tokens, B, { textFeature: false }).text!.dataSync(),
+    'text without g',
+    0,
+    0,
+  );
+  tf.dispose([images, projected, ...Object.values(img), ...Object.values(plain)]);
+  tf.dispose(Object.values(txt));
+  disposeParams(model.params);
 });

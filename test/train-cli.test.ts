@@ -143,6 +143,29 @@ test('corrupted, truncated or config-changed checkpoints exit 3 naming the file'
   );
 });
 
+test('LIxP and Llip train from the CLI with their scalars in history.jsonl', async () => {
+  const runs: Array<[string[], string[]]> = [
+    [
+      ['--set', 'objective.name=lixp', '--set', 'objective.alpha=0.8'],
+      ['tau1', 'tau2', 'tauCtx'],
+    ],
+    [
+      ['--set', 'objective.name=llip', '--set', 'objective.heads=4'],
+      ['t', 'b'],
+    ],
+  ];
+  for (const [sets, scalars] of runs) {
+    const out = tmp();
+    const e = await cli(['--preset', 'tiny', '--steps', '3', '--out', out, ...FAST, ...sets]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.equal(JSON.parse(read(out, 'config.json')).objective.name, sets[1].split('=')[1]);
+    for (const line of read(out, 'history.jsonl').trim().split('\n')) {
+      const rec = JSON.parse(line);
+      for (const k of scalars) assert.ok(Number.isFinite(rec[k]), `${sets[1]}: no ${k} in ${line}`);
+    }
+  }
+});
+
 test('bad arguments and configs exit 2 with a message naming the field', async () => {
   const cases: Array<[string[], RegExp]> = [
     [['--preset', 'tiny', '--steps', 'abc'], /steps: must be an integer, got 'abc'/],

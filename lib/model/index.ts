@@ -21,6 +21,7 @@ export interface Towers {
 /** Which tower outputs an objective reads. */
 export interface TowerNeeds {
   image: boolean; // pooled image embedding
+  imageTokens?: boolean; // every image token after the final layer norm
   mixtureTokens: boolean; // the K mixture tokens (model.image.mixtureTokens)
   textFeature: boolean; // pre-projection text feature g
 }
@@ -28,6 +29,7 @@ export interface TowerNeeds {
 /** Tower outputs for a batch of B images and B captions; absent when not asked for. */
 export type TowerOutputs = {
   image?: tf.Tensor2D; // pooled, projected, not normalised: [B, E]
+  imageTokens?: tf.Tensor3D; // every token after the final layer norm: [B, T, width]
   mixtureTokens?: tf.Tensor3D; // after the final layer norm, through the image head: [B, K, E]
   text?: tf.Tensor2D; // end-of-text state, projected, not normalised: [B, E]
   textFeature?: tf.Tensor2D; // end-of-text state before the projection: [B, Dt]
@@ -36,7 +38,8 @@ export type TowerOutputs = {
 /** The image side of TowerOutputs for images [B, 32, 32, 3]. */
 export function imageOutputs(t: Towers, images: tf.Tensor4D, needs: TowerNeeds): TowerOutputs {
   const im = t.config.image;
-  if (needs.image && !needs.mixtureTokens) return { image: encodeImagesRaw(t.params, im, images) };
+  if (needs.image && !needs.mixtureTokens && !needs.imageTokens)
+    return { image: encodeImagesRaw(t.params, im, images) };
   const B = images.shape[0];
   const tokens = imageTokens(t.params, im, images); // [B·T, width]
   const out: TowerOutputs = {};
@@ -45,6 +48,7 @@ export function imageOutputs(t: Towers, images: tf.Tensor4D, needs: TowerNeeds):
       poolImage(t.params, im, tokens, B),
       t.params['img.head.w'] as tf.Tensor2D,
     ) as tf.Tensor2D;
+  if (needs.imageTokens) out.imageTokens = tf.reshape(tokens, [B, -1, im.width]) as tf.Tensor3D;
   if (needs.mixtureTokens) {
     const K = im.mixtureTokens ?? 0;
     const flat = tf.reshape(mixtureTokens(im, tokens, B), [B * K, im.width]) as tf.Tensor2D;
