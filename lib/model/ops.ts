@@ -43,6 +43,12 @@ export const logSigmoid = withGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, s
   };
 });
 
+/** x forward, a zero gradient backward (JAX's stop_gradient): the LIxP stop-gradient ablations. */
+export const stopGradient = withGrad<<T extends tf.Tensor>(x: T) => T>((x: tf.Tensor) => ({
+  value: tf.clone(x),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+}));
+
 /** The constant of the sigmoid approximation of GELU used by OpenAI's CLIP. */
 const QUICK_GELU_A = 1.702;
 

@@ -11,15 +11,23 @@
  *
  * τ1 and τ2 are SigLIP-style scales (logits = τ · cos + b, learned as log τ);
  * τctx divides the attention logits and is learned as log τctx. Three separate
- * temperatures are the paper's recommendation (its temperature ablation, Table 3d).
+ * temperatures are the paper's recommendation (its temperature ablation).
  * Evaluation uses the plain image embedding: nothing changes at test time.
+ *
+ * Every ablation of the slides that changes the loss is a config switch below;
+ * the defaults are the paper's method. Where the slides leave a detail open, the
+ * choice is written beside the switch.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as v from 'valibot';
-import { checkShape, l2normalize } from '../model/ops';
-import { num } from '../schema';
+import { checkShape, l2normalize, layerNorm, quickGelu, stopGradient } from '../model/ops';
+import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from '../model/params';
+import { num, oneOf } from '../schema';
 import { type Objective, POOLED, scalarSpec } from './objective';
 import { sigmoidPairLoss } from './siglip';
+
+const bool = v.boolean((i) => `must be true or false, got ${JSON.stringify(i.input)}`);
+const WHERE = ['none', 'keys', 'values', 'both'] as const;
 
 export const LixpSchema = v.strictObject({
   name: v.literal('lixp'),
@@ -29,6 +37,33 @@ export const LixpSchema = v.strictObject({
   tau2: num({ above: 0 }), // initial scale of the contextual loss (second term)
   b2: num(), // initial bias of the contextual loss
   tauCtx: num({ above: 0 }), // initial temperature of the batch cross-attention (X̂ctx)
+  /** M: no image attends to itself (ablation "self-attention masking") */
+  maskSelf: bool,
+  /** keys and queries L2-normalised (ablation "QK-norm"); off: raw dot products */
+  qkNorm: bool,
+  /**
+   * Ablation "uncoupled temperatures". 'tau1=tau2': one scale for both loss terms
+   * (τ1's parameter, τ1's init). 'tau2=tauCtx': one parameter is the contextual
+   * loss's scale and the attention's temperature (τ2's init: τctx then starts at
+   * τ2, i.e. a flat attention, as the blog's τctx curves start high).
+   */
+  temperatures: oneOf(['separate', 'tau1=tau2', 'tau2=tauCtx']),
+  /** false: τctx stays at its initial value (ablation "τctx frozen") */
+  learnTauCtx: bool,
+  /** stop-gradient on the memory's keys, values or both (the queries keep theirs) */
+  stopGrad: oneOf(WHERE),
+  /** a learnable LayerNorm on the memory's keys, values or both (before the key norm) */
+  memoryNorm: oneOf(WHERE),
+  /** a head on the values M_V: linear D→D, or an MLP of 2 or 3 layers (width D, quick GELU) */
+  valueHead: oneOf(['none', 'linear', 'mlp2', 'mlp3']),
+  /** X̂ctx = X + A·V instead of A·V (ablation "contextualisation residual") */
+  residual: bool,
+  /**
+   * What the images attend over. 'images+texts': the batch's text embeddings join
+   * the memory (ablation "multimodal"); an image never sees its own caption (that
+   * would hand it the positive), whatever maskSelf says.
+   */
+  memory: oneOf(['images', 'images+texts']),
 });
 export type LixpConfig = v.InferOutput<typeof LixpSchema>;
 
@@ -41,8 +76,83 @@ export interface LixpParams {
   logTauCtx: tf.Scalar; // cross-attention temperature τctx (divides the attention logits)
 }
 
-/** Large negative logit for the masked diagonal (−∞ would give NaN gradients through 0 · ∞). */
+/** The switches at their paper values: the method of the slides. */
+export const LIXP_PAPER = {
+  maskSelf: true,
+  qkNorm: true,
+  temperatures: 'separate',
+  learnTauCtx: true,
+  stopGrad: 'none',
+  memoryNorm: 'none',
+  valueHead: 'none',
+  residual: false,
+  memory: 'images',
+} as const;
+
+/** The ablation switches of a LIxP config. */
+export type LixpSwitches = Pick<LixpConfig, keyof typeof LIXP_PAPER>;
+
+/** Does a 'none' | 'keys' | 'values' | 'both' switch cover `kind`? */
+const has = (w: (typeof WHERE)[number], kind: 'keys' | 'values') => w === kind || w === 'both';
+
+/** Large negative logit for masked entries (−∞ would give NaN gradients through 0 · ∞). */
 const MASKED = -1e9;
+
+/** What the contextualiser reads besides the images: texts for the memory, learned heads. */
+export interface ContextInputs {
+  txtRaw?: tf.Tensor2D; // [B, D], for memory = 'images+texts'
+  heads?: Params; // LayerNorm and value-head weights (`lixp.*`)
+}
+
+/** rows of [B, D] through the value head of `kind` (parameters `lixp.value.<layer>`) */
+function valueHead(x: tf.Tensor2D, kind: LixpSwitches['valueHead'], p: Params): tf.Tensor2D {
+  const layers = { none: 0, linear: 1, mlp2: 2, mlp3: 3 }[kind];
+  let h = x;
+  for (let l = 0; l < layers; l++) {
+    h = tf.add(tf.matMul(h, p[`lixp.value.${l}.w`] as tf.Tensor2D), p[`lixp.value.${l}.b`]);
+    if (l < layers - 1) h = quickGelu(h) as tf.Tensor2D;
+  }
+  return h;
+}
+
+/** M as 0/1 entries [B, M]: each image's own entry (maskSelf) and, with texts in the memory, always its own caption. */
+function maskOf(B: number, s: LixpSwitches): tf.Tensor2D | null {
+  const own = tf.eye(B);
+  if (s.memory === 'images') return s.maskSelf ? own : null;
+  return tf.concat([s.maskSelf ? own : tf.zerosLike(own), own], 1);
+}
+
+/**
+ * The batch attention A [B, M] and the contextualised embeddings X̂ctx [B, D]
+ * under the switches `s`. imgRaw: [B, D]; M = B, or 2B with texts in the memory.
+ */
+export function lixpContext(
+  imgRaw: tf.Tensor2D,
+  logTauCtx: tf.Scalar,
+  s: LixpSwitches,
+  extra: ContextInputs = {},
+): { attention: tf.Tensor2D; xCtx: tf.Tensor2D } {
+  const [B, d] = imgRaw.shape;
+  const p = extra.heads ?? {};
+  const memory = s.memory === 'images' ? imgRaw : tf.concat([imgRaw, extra.txtRaw!]); // [M, D]
+  const norm = (x: tf.Tensor2D, which: string) =>
+    layerNorm(x, p[`lixp.ln${which}.g`] as tf.Tensor1D, p[`lixp.ln${which}.b`] as tf.Tensor1D);
+  const keyRows = has(s.memoryNorm, 'keys') ? norm(memory, 'k') : memory;
+  let values = has(s.memoryNorm, 'values') ? norm(memory, 'v') : memory;
+  const q = s.qkNorm ? l2normalize(imgRaw) : imgRaw; // queries [B, D]
+  // keys: the queries themselves in the paper's method (one normalisation, as in eq. X̂ctx)
+  let keys = keyRows === imgRaw ? q : s.qkNorm ? l2normalize(keyRows) : keyRows; // [M, D]
+  if (has(s.stopGrad, 'keys')) keys = stopGradient(keys);
+  if (has(s.stopGrad, 'values')) values = stopGradient(values);
+  values = valueHead(values, s.valueHead, p);
+  const scale = tf.div(tf.exp(tf.neg(logTauCtx)), Math.sqrt(d)); // 1 / (τctx √d)
+  let logits = tf.mul(tf.matMul(q, keys, false, true), scale); // [B, M]
+  const hidden = maskOf(B, s);
+  if (hidden) logits = tf.add(logits, tf.mul(hidden, MASKED)); // M
+  const attention = tf.softmax(logits) as tf.Tensor2D;
+  const mixed = tf.matMul(attention, values) as tf.Tensor2D; // [B, D]
+  return { attention, xCtx: s.residual ? tf.add(imgRaw, mixed) : mixed };
+}
 
 /** The batch attention A [B, B] = softmax_j(M ⊙ ⟨x̄_i, x̄_j⟩ / (τctx √d)). imgRaw: [B, D]. */
 export function contextAttention(
@@ -50,14 +160,8 @@ export function contextAttention(
   logTauCtx: tf.Scalar,
   opts: { maskSelf?: boolean } = {},
 ): tf.Tensor2D {
-  return tf.tidy(() => {
-    const [B, d] = imgRaw.shape;
-    const x = l2normalize(imgRaw); // keys and queries: unit rows
-    const scale = tf.div(tf.exp(tf.neg(logTauCtx)), Math.sqrt(d)); // 1 / (τctx √d)
-    let logits = tf.mul(tf.matMul(x, x, false, true), scale); // [B, B]
-    if (opts.maskSelf ?? true) logits = tf.add(logits, tf.mul(tf.eye(B), MASKED)); // M
-    return tf.softmax(logits) as tf.Tensor2D;
-  });
+  const s = { ...LIXP_PAPER, maskSelf: opts.maskSelf ?? true };
+  return tf.tidy(() => lixpContext(imgRaw, logTauCtx, s).attention);
 }
 
 /**
@@ -69,17 +173,24 @@ export function contextualize(
   logTauCtx: tf.Scalar,
   opts: { maskSelf?: boolean } = {},
 ): tf.Tensor2D {
-  return tf.tidy(() => tf.matMul(contextAttention(imgRaw, logTauCtx, opts), imgRaw)); // values: raw rows
+  const s = { ...LIXP_PAPER, maskSelf: opts.maskSelf ?? true };
+  return tf.tidy(() => lixpContext(imgRaw, logTauCtx, s).xCtx);
 }
 
 /** Both loss terms and the attention they came from (the objective logs all three). */
-function lixpTerms(imgRaw: tf.Tensor2D, txt: tf.Tensor2D, p: LixpParams) {
+function lixpTerms(
+  imgRaw: tf.Tensor2D,
+  txt: tf.Tensor2D,
+  p: LixpParams,
+  s: LixpSwitches = LIXP_PAPER,
+  extra: ContextInputs = {},
+) {
   checkShape(txt, imgRaw.shape, 'lixpLoss txt');
   const x = l2normalize(imgRaw);
   const base = sigmoidPairLoss(tf.matMul(x, txt, false, true), p.logTau1, p.bias1);
-  const attention = contextAttention(imgRaw, p.logTauCtx); // [B, B]
-  const xCtx = l2normalize(tf.matMul(attention, imgRaw) as tf.Tensor2D);
-  const ctx = sigmoidPairLoss(tf.matMul(xCtx, txt, false, true), p.logTau2, p.bias2);
+  const { attention, xCtx } = lixpContext(imgRaw, p.logTauCtx, s, extra);
+  const cos = tf.matMul(l2normalize(xCtx), txt, false, true) as tf.Tensor2D;
+  const ctx = sigmoidPairLoss(cos, p.logTau2, p.bias2);
   return { base, ctx, attention };
 }
 
@@ -111,23 +222,46 @@ function meanEntropy(attention: tf.Tensor2D): tf.Scalar {
   return tf.neg(tf.mean(tf.sum(plogp, 1))) as tf.Scalar;
 }
 
+/** The LIxP parameters a config owns: shared temperatures and a frozen τctx are not parameters. */
+function lixpParamSpecs(cfg: LixpConfig, D: number): ParamSpecs {
+  const specs: ParamSpecs = { logTau1: scalarSpec(Math.log(cfg.tau1)), bias1: scalarSpec(cfg.b1) };
+  if (cfg.temperatures !== 'tau1=tau2') specs.logTau2 = scalarSpec(Math.log(cfg.tau2));
+  specs.bias2 = scalarSpec(cfg.b2);
+  if (cfg.temperatures !== 'tau2=tauCtx' && cfg.learnTauCtx)
+    specs.logTauCtx = scalarSpec(Math.log(cfg.tauCtx));
+  for (const which of ['k', 'v'] as const)
+    if (cfg.memoryNorm === 'both' || cfg.memoryNorm === (which === 'k' ? 'keys' : 'values'))
+      Object.assign(specs, layerNormSpecs(`lixp.ln${which}`, D));
+  const layers = { none: 0, linear: 1, mlp2: 2, mlp3: 3 }[cfg.valueHead];
+  for (let l = 0; l < layers; l++) Object.assign(specs, denseSpecs(`lixp.value.${l}`, D, D));
+  return specs;
+}
+
+/** The five scalars of the loss from the parameters, applying the ties and the frozen τctx. */
+function scalarsOf(p: Params, cfg: LixpConfig): LixpParams {
+  const logTau1 = p.logTau1 as tf.Scalar;
+  const logTau2 = (cfg.temperatures === 'tau1=tau2' ? p.logTau1 : p.logTau2) as tf.Scalar;
+  const logTauCtx =
+    cfg.temperatures === 'tau2=tauCtx'
+      ? logTau2
+      : cfg.learnTauCtx
+        ? (p.logTauCtx as tf.Scalar)
+        : tf.scalar(Math.log(cfg.tauCtx)); // frozen: a constant, never a parameter
+  return { logTau1, bias1: p.bias1 as tf.Scalar, logTau2, bias2: p.bias2 as tf.Scalar, logTauCtx };
+}
+
 export const lixp: Objective<LixpConfig> = {
   ...POOLED,
   name: 'lixp',
   summary: 'SigLIP plus a SigLIP loss on batch-contextualised image embeddings (τ1, τ2, τctx, α)',
   schema: LixpSchema,
-  defaults: { name: 'lixp', alpha: 0.9, tau1: 10, b1: -10, tau2: 10, b2: -10, tauCtx: 1 },
-  params: (cfg) => ({
-    logTau1: scalarSpec(Math.log(cfg.tau1)),
-    bias1: scalarSpec(cfg.b1),
-    logTau2: scalarSpec(Math.log(cfg.tau2)),
-    bias2: scalarSpec(cfg.b2),
-    logTauCtx: scalarSpec(Math.log(cfg.tauCtx)),
-  }),
+  defaults: { name: 'lixp', alpha: 0.9, tau1: 10, b1: -10, tau2: 10, b2: -10, tauCtx: 1, ...LIXP_PAPER },
+  params: (cfg, model) => lixpParamSpecs(cfg, model.embedDim),
   loss: (out, p, cfg) => {
     checkAlpha(cfg.alpha);
-    const s = p as unknown as LixpParams; // the five scalars of `params`, by name
-    const { base, ctx, attention } = lixpTerms(out.image!, l2normalize(out.text!), s);
+    const s = scalarsOf(p, cfg);
+    const extra = { txtRaw: out.text, heads: p };
+    const { base, ctx, attention } = lixpTerms(out.image!, l2normalize(out.text!), s, cfg, extra);
     const loss = tf.add(tf.mul(base, cfg.alpha), tf.mul(ctx, 1 - cfg.alpha)) as tf.Scalar;
     const metrics = {
       tau1: tf.exp(s.logTau1),
