@@ -1,9 +1,11 @@
 /**
  * Runs a grid from `sweeps/<grid>.ts`:
  *   npm run sweep -- <grid> [--workers n] [--out out/sweeps] [--results data/results] [--retries 1]
- *   npm run sweep -- <grid> --queue redis://host:6379   (then `npm run worker` on any machines)
+ *   npm run sweep -- <grid> --queue redis://:<password>@host:6379 [--insecure]   (then `npm run worker` on any machines)
  * Locally: a pool of train processes, resumable (finished runs are skipped).
- * With --queue: enqueue on BullMQ and wait, filing results as jobs complete.
+ * With --queue: enqueue on BullMQ and wait, filing results as jobs complete; jobs
+ * are signed when LAB_QUEUE_SECRET is set, and a remote Redis without a password
+ * is refused unless --insecure.
  * Either way the grid's table lands in <results>/<grid>.arrow + .csv and a
  * summary (mean ± 95% CI over seeds) is printed. Exit codes: 0 all runs done,
  * 1 some failed, 2 bad arguments.
@@ -13,7 +15,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../lib/paths';
 import { showTable } from '../lib/plot/table';
-import { enqueueGrid } from '../lib/runs/queue';
+import { enqueueGrid, redisConnection } from '../lib/runs/queue';
 import { appendResults, loadResults, RESULTS_DIR, runRows, summarise } from '../lib/runs/results';
 import {
   expandGrid,
@@ -46,10 +48,12 @@ function parse() {
       out: { type: 'string', default: 'out/sweeps' },
       results: { type: 'string', default: RESULTS_DIR },
       retries: { type: 'string', default: '1' },
+      insecure: { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 1)
     throw new Error('usage: sweep <grid> [--queue redis://…] [--workers n]');
+  if (values.queue) redisConnection(values.queue, { insecure: values.insecure }); // refuse early
   return { grid: loadGrid(positionals[0]), ...values, retries: Number(values.retries) };
 }
 
@@ -106,7 +110,11 @@ async function main() {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   const s = a.queue
-    ? await enqueueGrid(a.grid, a.queue, { resultsDir: a.results, attempts: a.retries + 1 })
+    ? await enqueueGrid(a.grid, a.queue, {
+        resultsDir: a.results,
+        attempts: a.retries + 1,
+        insecure: a.insecure,
+      })
     : await runHere(a.grid, a);
   report(a.grid, a, s);
   process.exit(s.failed.length ? 1 : 0);

@@ -7,8 +7,15 @@
  * whose worker died (stalled-job detection: the lock of a dead worker expires)
  * are BullMQ's, not ours. Results travel back as the job's return value, so the
  * machines need no shared disk; only the enqueuing process writes the table.
+ *
+ * A job is untrusted data: anyone who can write to the Redis can add one. The
+ * worker checks each before touching its disk or spawning (`openJob`: the HMAC
+ * signature when LAB_QUEUE_SECRET is set, then `validateSpec`), fails a bad one
+ * for good (UnrecoverableError, logged with the job id), and both ends refuse a
+ * remote Redis without a password unless told `insecure`.
  */
-import { type ConnectionOptions, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { type Job, Queue, type RedisOptions, UnrecoverableError, Worker } from 'bullmq';
 import { appendResults, loadResults, RESULTS_DIR, type Row, runRows } from './results';
 import {
   executeRun,
@@ -23,28 +30,90 @@ import {
   readMeta,
   runDir,
   type SweepSummary,
+  stableJson,
+  validateSpec,
 } from './sweep';
 
 /** One queue for every grid: workers need not know which grids exist. */
 export const QUEUE_NAME = 'lab-sweeps';
 
-/** `redis://[:password@]host:port[/db]` → the connection BullMQ wants. */
-export function redisConnection(url: string): ConnectionOptions {
+/** localhost, 127.0.0.0/8 or ::1: a Redis only this machine (or an SSH tunnel) reaches. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * `redis[s]://[[user]:password@]host:port[/db]` → the connection BullMQ wants
+ * (`rediss://` is TLS, checked against the system CAs or NODE_EXTRA_CA_CERTS).
+ * A non-loopback Redis without a password is refused unless `insecure`: whoever
+ * reaches that port could queue runs on every worker and read every result.
+ */
+export function redisConnection(url: string, o: { insecure?: boolean } = {}): RedisOptions {
   // BullMQ 6 made ioredis an optional peer: without it, workers retry forever in silence.
   try {
     require.resolve('ioredis');
   } catch {
     throw new Error("the queue needs the 'ioredis' package next to bullmq (npm install ioredis)");
   }
-  const u = new URL(url);
-  if (u.protocol !== 'redis:') throw new Error(`--queue expects redis://host:port, got ${url}`);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`--queue expects redis://host:port, got ${url}`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new Error(`--queue expects redis://host:port (or rediss:// for TLS), got ${url}`);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const password = u.password ? decodeURIComponent(u.password) : undefined;
+  if (!password && !isLoopback(host) && !o.insecure)
+    throw new Error(
+      `refusing redis at ${host} without a password: anyone who reaches it can queue runs and ` +
+        'read results (use redis://:<password>@host:port with redis-server --requirepass, ' +
+        'or an SSH tunnel to 127.0.0.1; --insecure to override)',
+    );
   return {
-    host: u.hostname,
+    host,
     port: Number(u.port || 6379),
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password,
     db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
+    tls: u.protocol === 'rediss:' ? { servername: host } : undefined,
     maxRetriesPerRequest: null, // BullMQ workers block on Redis; ioredis must not give up
   };
+}
+
+/** The shared secret that signs jobs (LAB_QUEUE_SECRET); unset or empty: jobs go unsigned. */
+const envSecret = () => process.env.LAB_QUEUE_SECRET || undefined;
+
+/** HMAC-SHA256 of a job's data (keys sorted), hex: what `sig` carries. */
+export function signSpec(spec: RunSpec, secret: string): string {
+  return createHmac('sha256', secret).update(stableJson(spec)).digest('hex');
+}
+
+/** What goes on the queue for a run: the spec, plus `sig` when there is a secret. */
+export function jobData(spec: RunSpec, secret = envSecret()): RunSpec & { sig?: string } {
+  return secret ? { ...spec, sig: signSpec(spec, secret) } : spec;
+}
+
+/**
+ * A job's data as a spec this worker may run, or an Error saying why not: with a
+ * secret, a `sig` must be present and match the rest of the data; then the data
+ * must pass `validateSpec` (shape, grid name, config gate, id).
+ */
+export function openJob(data: unknown, secret?: string): RunSpec {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return validateSpec(data);
+  const { sig, ...rest } = data as Record<string, unknown>;
+  if (secret) {
+    if (typeof sig !== 'string')
+      throw new Error('job is unsigned (this worker has a queue secret)');
+    const want = Buffer.from(createHmac('sha256', secret).update(stableJson(rest)).digest('hex'));
+    const got = Buffer.from(sig);
+    if (got.length !== want.length || !timingSafeEqual(got, want))
+      throw new Error('job signature does not match its data (forged, altered or another secret)');
+  } else if (sig !== undefined && typeof sig !== 'string')
+    throw new Error('job: sig must be a string');
+  return validateSpec(rest);
 }
 
 /** What a worker hands back for one run. */
@@ -55,6 +124,10 @@ export interface JobResult {
 
 export interface EnqueueOptions {
   resultsDir?: string;
+  /** signs each job (default: LAB_QUEUE_SECRET) */
+  secret?: string;
+  /** allow a remote Redis without a password */
+  insecure?: boolean;
   attempts?: number; // per run, counting the first
   backoffMs?: number; // first retry delay; doubles each retry
   pollMs?: number;
@@ -71,7 +144,7 @@ async function addJobs(queue: Queue, specs: RunSpec[], o: EnqueueOptions): Promi
       await old.retry('failed');
       continue;
     }
-    await queue.add(spec.grid, spec, {
+    await queue.add(spec.grid, jobData(spec, o.secret ?? envSecret()), {
       jobId: jobId(spec),
       attempts: o.attempts ?? 3,
       backoff: { type: 'exponential', delay: o.backoffMs ?? 2000 },
@@ -95,7 +168,7 @@ export async function enqueueGrid(
   const have = new Set((loadResults(grid.name, dir)?.array('run') as string[] | undefined) ?? []);
   const skipped = all.filter((s) => have.has(s.id)).map((s) => s.id);
   const pending = all.filter((s) => !have.has(s.id));
-  const queue = new Queue(QUEUE_NAME, { connection: redisConnection(url) });
+  const queue = new Queue(QUEUE_NAME, { connection: redisConnection(url, o) });
   const sum = newSummary(all.length, skipped);
   try {
     await addJobs(queue, pending, o);
@@ -147,6 +220,10 @@ export interface WorkerOptions {
   /** lock length; a dead worker's job is retried about this long after it died */
   lockMs?: number;
   log?: (line: string) => void;
+  /** rejects jobs not signed with it (default: LAB_QUEUE_SECRET) */
+  secret?: string;
+  /** allow a remote Redis without a password */
+  insecure?: boolean;
 }
 
 /** A config error or a divergence would fail every retry: tell BullMQ not to retry. */
@@ -158,10 +235,23 @@ async function runOrGiveUp(out: string, spec: RunSpec): Promise<RunMeta> {
   }
 }
 
-/** Trains one job's run (or reads it back if this machine already finished it). */
-async function processJob(job: Job<RunSpec>, o: WorkerOptions): Promise<JobResult> {
-  const spec = job.data;
+/** A job id as a log line shows it (quoted and escaped: it came from the queue). */
+const idOf = (job?: Job) => JSON.stringify(job?.id ?? null);
+
+/**
+ * Trains one job's run (or reads it back if this machine already finished it),
+ * after `openJob` accepted it; a refused job fails for good, before anything else.
+ */
+async function processJob(job: Job<unknown>, o: WorkerOptions): Promise<JobResult> {
   const say = o.log ?? ((l: string) => console.log(l));
+  let spec: RunSpec;
+  try {
+    spec = openJob(job.data, o.secret ?? envSecret());
+  } catch (e) {
+    const why = (e as Error).message;
+    say(`reject job ${idOf(job)}: ${why}`);
+    throw new UnrecoverableError(`rejected: ${why}`);
+  }
   say(`start ${spec.id} (${spec.grid}, attempt ${job.attemptsMade + 1})`);
   const meta = isComplete(o.out, spec) ? readMeta(o.out, spec) : await runOrGiveUp(o.out, spec);
   await job.log(`${meta.host}: ${spec.id} in ${meta.duration.toFixed(1)} s on ${meta.backend}`);
@@ -174,17 +264,17 @@ async function processJob(job: Job<RunSpec>, o: WorkerOptions): Promise<JobResul
  * cores predictable). `stalledInterval` follows the lock, so a killed worker's
  * job goes back to the queue within about two lock lengths.
  */
-export function startWorker(url: string, o: WorkerOptions): Worker<RunSpec, JobResult> {
+export function startWorker(url: string, o: WorkerOptions): Worker<unknown, JobResult> {
   const lockMs = o.lockMs ?? 30_000;
-  const worker = new Worker<RunSpec, JobResult>(QUEUE_NAME, (job) => processJob(job, o), {
-    connection: redisConnection(url),
+  const worker = new Worker<unknown, JobResult>(QUEUE_NAME, (job) => processJob(job, o), {
+    connection: redisConnection(url, o),
     concurrency: 1,
     lockDuration: lockMs,
     stalledInterval: lockMs,
     maxStalledCount: 2,
   });
   const say = o.log ?? ((l: string) => console.log(l));
-  worker.on('failed', (job, err) => say(`fail ${job?.data.id}: ${err.message.split('\n')[0]}`));
+  worker.on('failed', (job, err) => say(`fail ${idOf(job)}: ${err.message.split('\n')[0]}`));
   worker.on('error', (err) => say(`worker error: ${err.message}`));
   return worker;
 }
