@@ -54,7 +54,10 @@ function layers(graph: Map<string, Set<string>>): string[][] {
     return depth.get(v)!;
   };
   const by: string[][] = [];
-  for (const v of [...graph.keys()].sort()) (by[d(v)] ??= []).push(v);
+  for (const v of [...graph.keys()].sort()) {
+    by[d(v)] = by[d(v)] ?? [];
+    by[d(v)].push(v);
+  }
   return by;
 }
 

@@ -16,11 +16,14 @@ import * as tf from '@tensorflow/tfjs';
 import { type ExperimentConfig, makeConfig } from '../lib/config/presets';
 import { imageSide, scores, textSide } from '../lib/eval/evaluate';
 import { disposeParams } from '../lib/model/params';
+import { readWeights } from '../lib/model/safetensors';
 import { OBJECTIVE_NAMES, OBJECTIVES } from '../lib/objectives/index';
 import { createModel, ownParams } from '../lib/objectives/model';
 import { sigmoidPairLoss } from '../lib/objectives/siglip';
 import { Rng } from '../lib/rng';
+import { weightsSha256 } from '../lib/runs/checkpoint';
 import {
+  initFromWeights,
   labData,
   resolveModelConfig,
   runExperiment,
@@ -174,4 +177,42 @@ test('an objective owns exactly the parameters it declares, with initial values 
     'bias',
   ]);
   disposeParams(m.params);
+});
+
+test('post-training: a run writes weights.safetensors; --init-from loads its towers only', () => {
+  const dir = tmp();
+  const sig = tinyConfig('siglip', 2);
+  const run = trainExperiment(sig, { quiet: true, evalDuringTraining: false, outDir: dir });
+  const { tensors } = readWeights(path.join(dir, 'weights.safetensors'));
+  assert.equal(
+    weightsSha256(run.model.params),
+    readJson(path.join(dir, 'final.json')).weightsSha256,
+  );
+  disposeParams(run.model.params);
+  const cfg = tinyConfig('lixp', 2);
+  const { world } = labData(cfg);
+  const model = createModel(resolveModelConfig(cfg, world), cfg.objective, world.tokenizer.END, 9);
+  initFromWeights(model, dir);
+  for (const n of Object.keys(model.params)) {
+    const got = model.params[n].dataSync();
+    if (model.objectiveParams.includes(n)) assert.ok(!(n in tensors), `${n} is LIxP's own`);
+    else assert.deepEqual(Array.from(got), Array.from(tensors[n].data), `${n} not loaded`);
+  }
+  assertClose(
+    model.params.logTau1.dataSync(),
+    Math.log(10),
+    'LIxP scalars from its config',
+    1e-7,
+    0,
+  );
+  disposeParams(model.params);
+  const wider = makeConfig('tiny', { model: { embedDim: 16 } });
+  const other = createModel(
+    resolveModelConfig(wider, world),
+    wider.objective,
+    world.tokenizer.END,
+    0,
+  );
+  assert.throws(() => initFromWeights(other, dir), /other towers \(missing or mis-shaped: /);
+  disposeParams(other.params);
 });

@@ -178,6 +178,22 @@ export function decodeSafetensors(buf: Buffer): {
   return { tensors, metadata };
 }
 
+/** The parameters as safetensors bytes (lab names and layout) with the format tags + `metadata`. */
+export function weightsBytes(params: Params, metadata: Record<string, string> = {}): Buffer {
+  for (const k of ['format', 'layout'])
+    if (k in metadata) fail(`metadata key '${k}' is reserved for the format tag`);
+  const tensors: Record<string, SafeTensor> = {};
+  for (const [name, v] of Object.entries(params)) {
+    if (v.dtype !== 'float32') fail(`parameter '${name}' is ${v.dtype}, only float32 is saved`);
+    tensors[name] = { shape: v.shape, data: v.dataSync() as Float32Array };
+  }
+  return encodeSafetensors(tensors, {
+    format: WEIGHTS_FORMAT,
+    layout: WEIGHTS_LAYOUT,
+    ...metadata,
+  });
+}
+
 /**
  * Write the parameters to `file` (safetensors, lab names and layout), atomically: a temp file
  * in the same folder, fsync'd, renamed over the target, so a failed save leaves the old file
@@ -188,19 +204,23 @@ export async function saveWeights(
   params: Params,
   metadata: Record<string, string> = {},
 ): Promise<void> {
-  for (const k of ['format', 'layout'])
-    if (k in metadata) fail(`metadata key '${k}' is reserved for the format tag`);
-  const tensors: Record<string, SafeTensor> = {};
-  for (const [name, v] of Object.entries(params)) {
-    if (v.dtype !== 'float32') fail(`parameter '${name}' is ${v.dtype}, only float32 is saved`);
-    tensors[name] = { shape: v.shape, data: (await v.data()) as Float32Array };
+  writeAtomic(file, weightsBytes(params, metadata), { fsync: true });
+}
+
+/** A lab weights file's tensors and metadata; refuses other files, naming the problem. */
+export function readWeights(file: string): ReturnType<typeof decodeSafetensors> {
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(fs.readFileSync(file));
+  } catch (e) {
+    throw new Error(`loadWeights ${file}: ${(e as Error).message}`);
   }
-  const bytes = encodeSafetensors(tensors, {
-    format: WEIGHTS_FORMAT,
-    layout: WEIGHTS_LAYOUT,
-    ...metadata,
-  });
-  writeAtomic(file, bytes, { fsync: true });
+  const { metadata } = decoded;
+  if (metadata.format !== WEIGHTS_FORMAT || metadata.layout !== WEIGHTS_LAYOUT)
+    throw new Error(
+      `loadWeights ${file}: not a ${WEIGHTS_FORMAT} weights file (metadata format=${JSON.stringify(metadata.format)}, layout=${JSON.stringify(metadata.layout)}; expected '${WEIGHTS_FORMAT}', '${WEIGHTS_LAYOUT}')`,
+    );
+  return decoded;
 }
 
 /**
@@ -209,18 +229,8 @@ export async function saveWeights(
  * and missing or mis-shaped parameters; nothing is assigned unless every check passes.
  */
 export function loadWeights(file: string, params: Params): Record<string, string> {
-  let decoded: ReturnType<typeof decodeSafetensors>;
-  try {
-    decoded = decodeSafetensors(fs.readFileSync(file));
-  } catch (e) {
-    throw new Error(`loadWeights ${file}: ${(e as Error).message}`);
-  }
-  const { tensors, metadata } = decoded;
+  const { tensors, metadata } = readWeights(file);
   const problems: string[] = [];
-  if (metadata.format !== WEIGHTS_FORMAT || metadata.layout !== WEIGHTS_LAYOUT)
-    problems.push(
-      `not a ${WEIGHTS_FORMAT} weights file (metadata format=${JSON.stringify(metadata.format)}, layout=${JSON.stringify(metadata.layout)}; expected '${WEIGHTS_FORMAT}', '${WEIGHTS_LAYOUT}')`,
-    );
   const extra = Object.keys(tensors).filter((k) => !(k in params));
   if (extra.length) problems.push(`unknown tensors not in the model: ${extra.join(', ')}`);
   const missing = Object.keys(params).filter((k) => !(k in tensors));

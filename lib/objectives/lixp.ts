@@ -255,7 +255,16 @@ export const lixp: Objective<LixpConfig> = {
   name: 'lixp',
   summary: 'SigLIP plus a SigLIP loss on batch-contextualised image embeddings (τ1, τ2, τctx, α)',
   schema: LixpSchema,
-  defaults: { name: 'lixp', alpha: 0.9, tau1: 10, b1: -10, tau2: 10, b2: -10, tauCtx: 1, ...LIXP_PAPER },
+  defaults: {
+    name: 'lixp',
+    alpha: 0.9,
+    tau1: 10,
+    b1: -10,
+    tau2: 10,
+    b2: -10,
+    tauCtx: 1,
+    ...LIXP_PAPER,
+  },
   params: (cfg, model) => lixpParamSpecs(cfg, model.embedDim),
   loss: (out, p, cfg) => {
     checkAlpha(cfg.alpha);

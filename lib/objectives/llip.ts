@@ -149,7 +149,7 @@ export const llip: Objective<LlipConfig> = {
     const E = prompts.text!.shape[1];
     return { text: tf.mean(tf.reshape(prompts.text!, [C, T, E]), 1) as tf.Tensor2D };
   },
-  imageVectors: (img, p) => l2normalize(tf.mean(img.mixtureTokens!, 1)),
+  imageVectors: (img) => l2normalize(tf.mean(img.mixtureTokens!, 1)),
   similarity: (img, txt, p, cfg) => {
     const z = llipMix(img.mixtureTokens!, txt.text!, llipParams(p), cfg);
     const [N, M, E] = z.shape;

@@ -5,6 +5,7 @@
  * a notebook and a line in a results table come from the same code path.
  */
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ExperimentConfig } from '../config/presets';
@@ -20,7 +21,8 @@ import {
   zeroShotAccuracy,
 } from '../eval/evaluate';
 import type { ModelConfig } from '../model/index';
-import { disposeParams } from '../model/params';
+import { disposeParams, loadParams } from '../model/params';
+import { readWeights, weightsBytes } from '../model/safetensors';
 import { createModel, type Model } from '../objectives/model';
 import { labPath, writeAtomic } from '../paths';
 import { Rng } from '../rng';
@@ -103,6 +105,31 @@ export interface RunOptions {
   /** zero-shot evaluation during training (default true); off keeps CLI smoke runs fast */
   evalDuringTraining?: boolean;
   warn?: (msg: string) => void; // where "skipping a bad checkpoint" goes; console.warn
+  /**
+   * a run folder (its weights.safetensors) or a .safetensors file whose tower weights
+   * start this run (post-training: LIxP from a trained SigLIP); the objective's own
+   * parameters start from the config. Ignored when resuming from a checkpoint.
+   */
+  initFrom?: string;
+}
+
+/**
+ * Load the tower weights of `source` (a run folder or a .safetensors file) into the
+ * model; the objective's parameters keep their config init. Every tower parameter
+ * must be there with its shape (same towers), or nothing is loaded. Returns the file.
+ */
+export function initFromWeights(model: Model, source: string): string {
+  const file = source.endsWith('.safetensors') ? source : path.join(source, 'weights.safetensors');
+  if (!fs.existsSync(file)) throw new Error(`--init-from: ${file} not found`);
+  const { tensors } = readWeights(file);
+  const towers = Object.keys(model.params).filter((n) => !model.objectiveParams.includes(n));
+  const bad = towers.filter((n) => tensors[n]?.shape.join() !== model.params[n].shape.join());
+  if (bad.length)
+    throw new Error(
+      `--init-from ${file}: other towers (missing or mis-shaped: ${bad.slice(0, 5).join(', ')})`,
+    );
+  loadParams(Object.fromEntries(towers.map((n) => [n, model.params[n]])), tensors);
+  return file;
 }
 
 /** What `final.json` holds: equal for a resumed run and an uninterrupted one. */
@@ -174,7 +201,7 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
     if (ck) {
       restoreCheckpoint(ck, model.params, adam);
       dataRng.setState(ck.rngs.data);
-    }
+    } else if (o.initFrom) initFromWeights(model, labPath(o.initFrom));
     if (outDir) {
       writeJsonAtomic(path.join(outDir, 'config.json'), cfg);
       // lines written after the checkpoint by the killed process are dropped
@@ -217,7 +244,13 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
     });
     const trainSeconds = (performance.now() - t0) / 1000;
     const final = finalSummary(model, history);
-    if (outDir) writeJsonAtomic(path.join(outDir, 'final.json'), final);
+    if (outDir) {
+      const meta = { config: JSON.stringify(cfg), step: String(final.step) };
+      writeAtomic(path.join(outDir, 'weights.safetensors'), weightsBytes(model.params, meta), {
+        fsync: true,
+      });
+      writeJsonAtomic(path.join(outDir, 'final.json'), final);
+    }
     return { config: cfg, model, history, data, trainSeconds, final };
   } catch (e) {
     disposeParams(model.params);

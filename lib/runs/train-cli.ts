@@ -3,9 +3,11 @@
  * `scripts/train.ts` (npm run train) and the sweep workers both run `trainCli`:
  *   npm run train -- --preset <name> --steps <n> --seed <s> --out <dir>
  *     [--checkpoint-every <k>] [--keep-last <n>] [--no-eval] [--set key=value ...]
+ *     [--init-from <run dir or .safetensors>]   (tower weights only: post-training)
  *   npm run train -- --resume <dir> [--no-eval]
  * Writes <dir>/config.json, run.json (CLI options a resume reuses), history.jsonl,
- * checkpoints/, final.json (step, loss, weightsSha256) and, unless --no-eval,
+ * checkpoints/, weights.safetensors (the final weights, portable), final.json
+ * (step, loss, weightsSha256) and, unless --no-eval,
  * results.json with the results table. A resumed run's final.json equals that of
  * the uninterrupted run.
  * Exit codes: 0 done; 1 other failure (e.g. missing dataset); 2 bad arguments or
@@ -28,6 +30,7 @@ interface RunSettings {
   checkpointEvery: number;
   keepLast: number;
   eval: boolean;
+  initFrom?: string; // a run folder or .safetensors file whose tower weights start the run
 }
 
 interface Job {
@@ -75,6 +78,7 @@ const OPTIONS = {
   'keep-last': { type: 'string' },
   'no-eval': { type: 'boolean' },
   resume: { type: 'string' },
+  'init-from': { type: 'string' },
 } as const;
 
 function parse(argv: string[]): Job {
@@ -82,7 +86,7 @@ function parse(argv: string[]): Job {
   const every = intOption('checkpoint-every', v['checkpoint-every'], 0);
   const keepLast = intOption('keep-last', v['keep-last'], 1);
   if (v.resume !== undefined) {
-    for (const k of ['preset', 'steps', 'seed', 'out', 'set'] as const)
+    for (const k of ['preset', 'steps', 'seed', 'out', 'set', 'init-from'] as const)
       if (v[k] !== undefined)
         throw new UsageError(
           `--${k} cannot be combined with --resume (the run's config.json is used)`,
@@ -113,7 +117,13 @@ function parse(argv: string[]): Job {
     throw new UsageError(
       `--out ${out} already holds checkpoints: use --resume ${out} or another --out`,
     );
-  const settings = { checkpointEvery: every ?? 100, keepLast: keepLast ?? 3, eval: !v['no-eval'] };
+  const initFrom = v['init-from'] === undefined ? undefined : labPath(v['init-from']);
+  const settings = {
+    checkpointEvery: every ?? 100,
+    keepLast: keepLast ?? 3,
+    eval: !v['no-eval'],
+    ...(initFrom ? { initFrom } : {}),
+  };
   return { cfg, out, resume: false, settings };
 }
 
@@ -142,6 +152,7 @@ async function train(job: Job): Promise<void> {
     keepLast: s.keepLast,
     resume: job.resume,
     evalDuringTraining: s.eval,
+    initFrom: s.initFrom,
   };
   let final: FinalSummary;
   if (s.eval) {
