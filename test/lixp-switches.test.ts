@@ -194,3 +194,33 @@ test('memoryNorm and valueHead: their weights exist, get gradients, and a head o
     1e-6,
   );
 });
+
+test('same-class attention: 1 when every image shares the identity, 0 when none does', () => {
+  const cfg = cfgOf({});
+  const [img, txt] = [raw(1), raw(2)];
+  const m = (identity: number[]) =>
+    lixp.loss({ image: img, text: txt }, paramsOf(cfg), cfg, {
+      identity: Int32Array.from(identity),
+    }).metrics;
+  const all = m([3, 3, 3, 3, 3, 3]);
+  assertClose(
+    [all.ctxSameClass.dataSync()[0], all.ctxSameClassChance.dataSync()[0]],
+    [1, 1],
+    'all same',
+    1e-6,
+    0,
+  );
+  const none = m([0, 1, 2, 3, 4, 5]);
+  assertClose(
+    [none.ctxSameClass.dataSync()[0], none.ctxSameClassChance.dataSync()[0]],
+    [0, 0],
+    'none',
+    0,
+    0,
+  );
+  const pairs = m([0, 0, 1, 1, 2, 2]); // each image has one of 5 others: chance 1/5
+  assertClose(pairs.ctxSameClassChance.dataSync(), 0.2, 'chance', 1e-7, 0);
+  const A = lixpContext(img, tf.scalar(0), sw({})).attention.arraySync() as number[][];
+  const want = [0, 1, 2, 3, 4, 5].reduce((s, i) => s + A[i][i ^ 1], 0) / B; // partner of i is i xor 1
+  assertClose(pairs.ctxSameClass.dataSync(), want, 'weight on the partner', 1e-6, 1e-6);
+});

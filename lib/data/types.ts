@@ -17,6 +17,11 @@ export interface Batch {
   /** the B captions as text (for display) */
   captions: string[];
   size: number;
+  /**
+   * [B] each image's object identity: its shape (0..7) or 8 + its garment label;
+   * training never reads it, diagnostics do (LIxP's same-class attention)
+   */
+  identity?: Int32Array;
 }
 
 /** A labelled image set (for zero-shot / few-shot evaluation). */

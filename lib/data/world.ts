@@ -222,7 +222,10 @@ class ProceduralWorld implements World {
       captions.push(this.describe(scenes[b], rng));
     }
     const tokens = this.tokenizer.encodeBatch(captions);
-    return { images, tokens, captions, size: scenes.length };
+    const identity = Int32Array.from(scenes, (s) =>
+      s.shape >= 0 ? s.shape : SHAPES.length + s.garment,
+    );
+    return { images, tokens, captions, size: scenes.length, identity };
   }
 
   sampleBatch(rng: Rng, batchSize: number, split: Split = 'train'): Batch {

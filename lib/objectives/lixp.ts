@@ -222,6 +222,29 @@ function meanEntropy(attention: tf.Tensor2D): tf.Scalar {
   return tf.neg(tf.mean(tf.sum(plogp, 1))) as tf.Scalar;
 }
 
+/**
+ * The attention's mean weight on images of the same identity as the query, and
+ * what a uniform attention over the other images would give (its chance level).
+ * Only the image part of the memory counts. identity: [B].
+ */
+function sameClassWeight(attention: tf.Tensor2D, identity: Int32Array) {
+  const B = identity.length;
+  const same = new Float32Array(B * B);
+  let chance = 0;
+  for (let i = 0; i < B; i++) {
+    let n = 0;
+    for (let j = 0; j < B; j++)
+      if (j !== i && identity[j] === identity[i]) {
+        same[i * B + j] = 1;
+        n++;
+      }
+    chance += n / (B - 1) / B;
+  }
+  const images = tf.slice(attention, [0, 0], [B, B]); // [B, B]
+  const weight = tf.div(tf.sum(tf.mul(images, tf.tensor2d(same, [B, B]))), B) as tf.Scalar;
+  return { ctxSameClass: weight, ctxSameClassChance: tf.scalar(chance) };
+}
+
 /** The LIxP parameters a config owns: shared temperatures and a frozen τctx are not parameters. */
 function lixpParamSpecs(cfg: LixpConfig, D: number): ParamSpecs {
   const specs: ParamSpecs = { logTau1: scalarSpec(Math.log(cfg.tau1)), bias1: scalarSpec(cfg.b1) };
@@ -266,7 +289,7 @@ export const lixp: Objective<LixpConfig> = {
     ...LIXP_PAPER,
   },
   params: (cfg, model) => lixpParamSpecs(cfg, model.embedDim),
-  loss: (out, p, cfg) => {
+  loss: (out, p, cfg, info) => {
     checkAlpha(cfg.alpha);
     const s = scalarsOf(p, cfg);
     const extra = { txtRaw: out.text, heads: p };
@@ -281,6 +304,7 @@ export const lixp: Objective<LixpConfig> = {
       lossBase: base,
       lossCtx: ctx,
       ctxEntropy: meanEntropy(attention),
+      ...(info?.identity ? sameClassWeight(attention, info.identity) : {}),
     };
     return { loss, metrics };
   },

@@ -17,7 +17,7 @@ import { initParams, type ParamSpecs, type Params } from '../model/params';
 import { textTowerSpecs } from '../model/text';
 import { imageTowerSpecs } from '../model/vit';
 import { type Objective, type ObjectiveConfig, objectiveDefaults, objectiveOf } from './index';
-import type { ObjectiveLoss } from './objective';
+import type { BatchInfo, ObjectiveLoss } from './objective';
 
 export interface Model extends Towers {
   objective: ObjectiveConfig;
@@ -84,6 +84,8 @@ export function batchLoss(
   images: tf.Tensor4D,
   tokens: Int32Array,
   B: number,
+  info: BatchInfo = {},
 ): ObjectiveLoss {
-  return objectiveOfModel(m).loss(towerOutputs(m, images, tokens, B), ownParams(m), m.objective);
+  const out = towerOutputs(m, images, tokens, B);
+  return objectiveOfModel(m).loss(out, ownParams(m), m.objective, info);
 }

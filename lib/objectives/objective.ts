@@ -17,6 +17,11 @@ export interface ObjectiveLoss {
   metrics: Record<string, tf.Scalar>;
 }
 
+/** What a batch says besides its images and captions: for diagnostics only, never for the loss. */
+export interface BatchInfo {
+  identity?: Int32Array; // [B] object identity of each image (data/types.ts)
+}
+
 /** The model sizes an objective may check itself against. */
 export type ModelSizes = Pick<ModelConfig, 'embedDim'> & { imageWidth: number };
 
@@ -38,7 +43,7 @@ export interface Objective<C extends { name: string }> {
    * Training loss on a batch's tower outputs. It reads only `out` and its own
    * parameters (those of `params`): the chunked backward pass relies on it.
    */
-  loss: (out: TowerOutputs, p: Params, cfg: C) => ObjectiveLoss;
+  loss: (out: TowerOutputs, p: Params, cfg: C, info?: BatchInfo) => ObjectiveLoss;
   /** unit image vectors [N, E] for prototypes and neighbours */
   imageVectors: (img: TowerOutputs, p: Params, cfg: C) => tf.Tensor2D;
   /** scores [N, M] of N images against M texts (zero-shot classes, retrieval) */

@@ -139,7 +139,8 @@ export function lossAndGrads(
     () =>
       tf.tidy(() => {
         const B = batch.size;
-        const r = batchLoss(model, imagesTensor(batch.images, B), batch.tokens, B); // 2. and 3.
+        const info = { identity: batch.identity };
+        const r = batchLoss(model, imagesTensor(batch.images, B), batch.tokens, B, info); // 2., 3.
         metrics = keepMetrics(r.metrics);
         return r.loss;
       }),
@@ -171,7 +172,7 @@ function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number) {
   const { value: loss, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
     const out = Object.fromEntries(keys.map((k, i) => [k, xs[i]])) as TowerOutputs;
     const p = Object.fromEntries(own.map((n, i) => [n, xs[keys.length + i]])) as Params;
-    const r = objective.loss(out, p, model.objective);
+    const r = objective.loss(out, p, model.objective, { identity: batch.identity });
     metrics = keepMetrics(r.metrics);
     return r.loss;
   })([...whole, ...own.map((n) => model.params[n])]);
