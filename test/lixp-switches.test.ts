@@ -224,3 +224,23 @@ test('same-class attention: 1 when every image shares the identity, 0 when none 
   const want = [0, 1, 2, 3, 4, 5].reduce((s, i) => s + A[i][i ^ 1], 0) / B; // partner of i is i xor 1
   assertClose(pairs.ctxSameClass.dataSync(), want, 'weight on the partner', 1e-6, 1e-6);
 });
+
+test('separate context: each image attends only to the other half of the batch', () => {
+  const a = lixpContext(
+    raw(3),
+    logTauCtx,
+    sw({ context: 'separate' }),
+  ).attention.arraySync() as number[][];
+  const half = B / 2;
+  for (let i = 0; i < B; i++) {
+    const other = a[i].filter((_, j) => j < half !== i < half);
+    assertClose(
+      [other.reduce((s, v) => s + v, 0)],
+      [1],
+      `row ${i} sums to 1 over the other half`,
+      1e-6,
+      0,
+    );
+    assert.ok(other.every((v) => v > 0));
+  }
+});

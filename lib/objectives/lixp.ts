@@ -64,6 +64,12 @@ export const LixpSchema = v.strictObject({
    * would hand it the positive), whatever maskSelf says.
    */
   memory: oneOf(['images', 'images+texts']),
+  /**
+   * Where the context comes from (ablation "separate context batch"). 'separate':
+   * the batch is split in halves and each image attends only to the other half,
+   * so its context never holds the images it is contrasted with in its own half.
+   */
+  context: oneOf(['batch', 'separate']),
 });
 export type LixpConfig = v.InferOutput<typeof LixpSchema>;
 
@@ -87,6 +93,7 @@ export const LIXP_PAPER = {
   valueHead: 'none',
   residual: false,
   memory: 'images',
+  context: 'batch',
 } as const;
 
 /** The ablation switches of a LIxP config. */
@@ -115,11 +122,23 @@ function valueHead(x: tf.Tensor2D, kind: LixpSwitches['valueHead'], p: Params): 
   return h;
 }
 
-/** M as 0/1 entries [B, M]: each image's own entry (maskSelf) and, with texts in the memory, always its own caption. */
+/**
+ * M as 0/1 entries [B, M], 1 where attention is forbidden: each image's own entry
+ * (maskSelf), with a separate context its whole half, and with texts in the
+ * memory always its own caption. Null when nothing is hidden.
+ */
 function maskOf(B: number, s: LixpSwitches): tf.Tensor2D | null {
-  const own = tf.eye(B);
-  if (s.memory === 'images') return s.maskSelf ? own : null;
-  return tf.concat([s.maskSelf ? own : tf.zerosLike(own), own], 1);
+  const M = s.memory === 'images' ? B : 2 * B;
+  const half = Math.ceil(B / 2);
+  const m = new Float32Array(B * M);
+  for (let i = 0; i < B; i++) {
+    for (let j = 0; j < B; j++) {
+      const sameHalf = i < half === j < half;
+      if ((s.maskSelf && i === j) || (s.context === 'separate' && sameHalf)) m[i * M + j] = 1;
+    }
+    if (M > B) m[i * M + B + i] = 1; // its own caption
+  }
+  return m.some((x) => x > 0) ? tf.tensor2d(m, [B, M]) : null;
 }
 
 /**
