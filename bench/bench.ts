@@ -139,7 +139,7 @@ async function main(): Promise<void> {
   for (const c of cases) profiles.push(await profileCase(c, world));
   const kernels = kernelsCase(cases.find((k) => k.key === 'lab') ?? cases[0], world, info.native);
   const model = evalModel(world, cases);
-  const evaluation = timeEvaluation(model, world, CACHE_IMAGES);
+  const evaluation = timeEvaluation(model, world, CACHE_IMAGES, SMOKE ? 1 : 5);
   disposeParams(model.params);
   // Smoke skips it: starting Chromium alone takes 5-30 s, and the notebooks test savePng.
   const figure: FigureTimes | null = SMOKE ? null : await timeFigureExport();

@@ -1,6 +1,7 @@
 /**
  * The non-training parts a notebook waits on: embedding an image cache,
- * zero-shot and few-shot (prototype) evaluation over it, and static figure export.
+ * zero-shot and few-shot (prototype) evaluation over it, the whole few-shot
+ * suite over the same cache, and static figure export.
  */
 
 import * as fs from 'node:fs';
@@ -16,6 +17,12 @@ import {
   imageSide,
   scores,
 } from '../lib/eval/evaluate';
+import {
+  type EmbeddingCache,
+  FEWSHOT_DEFAULTS,
+  FEWSHOT_METHODS,
+  runEpisodes,
+} from '../lib/eval/fewshot-suite';
 import type { Model } from '../lib/objectives/model';
 import { closeExporter, lineFigure, savePng } from '../lib/plot/plot';
 import { Rng } from '../lib/rng';
@@ -26,13 +33,52 @@ export interface EvalTimes {
   zeroShotMs: number; // class text embeddings + nearest class over the cache
   fewShotMs: number; // k-shot prototypes for every k and episode, over the cache
   evalMs: number; // zero-shot + few-shot over the cached embeddings
+  /** the training-free suite (zero-shot, prototype, Tip-Adapter default + CV, 3 kNN votes) */
+  suiteMs: number;
+  probeMs: number; // the linear probe (trained: CV over λ, then the final fit) on the same draws
+  suiteShots: number[];
+  suiteEpisodes: number;
 }
 
 const SHOTS = [1, 2, 4, 8, 16];
 const EPISODES = 5;
 
+/** The cache's halves as the few-shot suite's embedding cache (zero-shot cosines included). */
+function suiteCache(emb: tf.Tensor2D, zs: tf.Tensor2D, labels: Int32Array, C: number) {
+  const half = labels.length / 2;
+  const [support, query] = tf.split(emb, 2) as tf.Tensor2D[];
+  const [supportText, queryText] = tf.split(zs, 2) as tf.Tensor2D[];
+  const [supportLabels, queryLabels] = [labels.subarray(0, half), labels.subarray(half)];
+  const task = 'bench';
+  const cache = {
+    task,
+    numClasses: C,
+    query,
+    queryLabels,
+    queryText,
+    support,
+    supportLabels,
+    supportText,
+  };
+  return cache satisfies EmbeddingCache;
+}
+
+/** The whole suite over the cache: training-free methods, then the linear probe, timed apart. */
+function timeSuite(cache: EmbeddingCache, episodes: number) {
+  const perClass = cache.supportLabels.length / cache.numClasses;
+  const shots = [1, 2, 4, 8, 16, 32, 64].filter((k) => k <= perClass);
+  const o = { ...FEWSHOT_DEFAULTS, shots, episodes };
+  const free = FEWSHOT_METHODS.filter((m) => m !== 'linear-probe');
+  let t = performance.now();
+  runEpisodes(cache, { ...o, methods: free });
+  const suiteMs = performance.now() - t;
+  t = performance.now();
+  runEpisodes(cache, { ...o, methods: ['linear-probe'] });
+  return { suiteMs, probeMs: performance.now() - t, suiteShots: shots, suiteEpisodes: episodes };
+}
+
 /** Times evaluation of one model over an `n`-image cache (half support, half query). */
-export function timeEvaluation(model: Model, world: World, n: number): EvalTimes {
+export function timeEvaluation(model: Model, world: World, n: number, episodes = 5): EvalTimes {
   const classes = world.attributes.colours;
   const templates = ['a {} shape', 'a photo of something {}', 'a {} object'];
   const batch = world.sampleBatch(new Rng(7), n);
@@ -55,8 +101,11 @@ export function timeEvaluation(model: Model, world: World, n: number): EvalTimes
   for (const k of SHOTS)
     fewShotAccuracy(support, sLab, query, qLab, classes.length, k, EPISODES, k);
   const fewShotMs = performance.now() - t;
+  const cache = suiteCache(emb, s, labels, classes.length);
+  const suite = timeSuite(cache, episodes);
+  tf.dispose([cache.support, cache.query, cache.supportText, cache.queryText]);
   tf.dispose([emb, support, query, s, ...Object.values(w), ...Object.values(side)]);
-  return { images: n, embedMs, zeroShotMs, fewShotMs, evalMs: zeroShotMs + fewShotMs };
+  return { images: n, embedMs, zeroShotMs, fewShotMs, evalMs: zeroShotMs + fewShotMs, ...suite };
 }
 
 export interface FigureTimes {

@@ -10,6 +10,7 @@
 import * as v from 'valibot';
 import { IMAGE_SIZE } from '../data/types';
 import { defaultWorldConfig, type WorldConfig } from '../data/world';
+import { FewShotSchema } from '../eval/fewshot-suite';
 import { ImageTowerSchema, TextTowerSchema } from '../model/config';
 import {
   OBJECTIVE_NAMES,
@@ -60,6 +61,8 @@ const EvalSchema = v.strictObject({
   supportPerClass: int({ min: 1 }), // support pool per class for k-shot draws
   shots: intList(1), // k of the k-shot prototype evaluation
   episodes: int({ min: 1 }), // random support draws averaged per k
+  // the few-shot suite (eval/fewshot-suite.ts) at the end of a run, when present
+  fewShot: v.optional(FewShotSchema),
 });
 
 export const ExperimentSchema = v.strictObject({

@@ -61,12 +61,12 @@ const WIDTH = 720;
 const HEIGHT = 420;
 
 /** plotly.js has no built-in "plotly_white" template, so its look is spelled out here. */
-function axis(title: string): object {
+export function axis(title: string): object {
   const grid = { gridcolor: '#e5ecf6', zerolinecolor: '#e5ecf6', linecolor: '#444' };
   return { title: { text: title }, ...grid, ticks: 'outside', automargin: true };
 }
 
-function baseLayout(t: Titles): Record<string, unknown> {
+export function baseLayout(t: Titles): Record<string, unknown> {
   const legend = { bgcolor: 'rgba(255,255,255,0.8)', bordercolor: '#ddd', borderwidth: 1 };
   const page = { width: WIDTH, height: HEIGHT, paper_bgcolor: 'white', plot_bgcolor: 'white' };
   const title = { text: t.title, x: 0.03, xanchor: 'left' };

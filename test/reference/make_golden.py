@@ -225,6 +225,122 @@ def llip_case():
                       "wv": g[4].tolist(), "wo": g[5].tolist(), "logScale": g[6].item(), "bias": g[7].item()}}
 
 
+# ---------------------------------------------------------------- few-shot (issue 12)
+
+
+def _unit(x):
+    return F.normalize(x, dim=1)
+
+
+def prototype_ref(q, s, y, C):
+    """Cosines of unit queries with the normalised means of each class's unit support rows."""
+    s = _unit(s)
+    protos = torch.stack([s[y == c].mean(0) for c in range(C)])
+    return _unit(q) @ _unit(protos).T
+
+
+def tip_ref(q, s, y, C, text, alpha, beta):
+    """Tip-Adapter (Zhang et al. 2022, eq. 6): 100 q̂ĉᵀ + α exp(−β(1 − q̂ŝᵀ)) L."""
+    qn = _unit(q)
+    A = qn @ _unit(s).T
+    return 100 * qn @ _unit(text).T + alpha * torch.exp(-beta * (1 - A)) @ F.one_hot(y, C).double()
+
+
+def knn_ref(q, s, y, C, k, vote, temperature=0.07):
+    """Votes of the k most similar support rows; a stable descending sort puts the lower index first on ties."""
+    sim = _unit(q) @ _unit(s).T
+    val, idx = torch.sort(sim, dim=1, descending=True, stable=True)
+    out = torch.zeros(q.shape[0], C)
+    for i in range(q.shape[0]):
+        for r in range(k):
+            w = 1.0 if vote == "plurality" else 1.0 / (r + 1) if vote == "rank" else math.exp(val[i, r].item() / temperature)
+            out[i, y[idx[i, r]]] += w
+    return out
+
+
+def fewshot_case():
+    """Prototype, Tip-Adapter and kNN logits; its own generator. Rows are not unit
+    length (the methods normalise), and support row 5 duplicates row 1 under another
+    label, with query 0 next to them, so the tie rule decides its nearest neighbour."""
+    rng = np.random.default_rng(17)
+    N, S, E, C = 7, 9, 5, 3
+    s = rng.normal(size=(S, E)) * rng.uniform(0.5, 3, size=(S, 1))
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    s[5] = s[1] * 2.0  # same direction as row 1: an exact cosine tie, labels 1 and 2
+    q = rng.normal(size=(N, E)) * rng.uniform(0.5, 3, size=(N, 1))
+    q[0] = s[1] + 0.05 * rng.normal(size=E)
+    text = rng.normal(size=(C, E))
+    qt, st, yt, tt = t(q), t(s), torch.tensor(y), t(text)
+    sims = torch.sort(_unit(qt) @ _unit(st).T, dim=1, descending=True).values
+    gaps = (sims[:, :-1] - sims[:, 1:]).abs()
+    assert gaps[gaps > 1e-12].min() > 1e-4, "near-ties would make float32 and float64 disagree"
+    knn = []
+    for k, vote, temp in [(1, "plurality", 0.07), (4, "plurality", 0.07), (4, "rank", 0.07), (4, "softmax", 0.07),
+                          (1, "softmax", 0.5), (9, "rank", 0.07), (3, "softmax", 0.2)]:
+        knn.append({"k": k, "vote": vote, "temperature": temp, "logits": knn_ref(qt, st, yt, C, k, vote, temp).tolist()})
+    return {"query": q.tolist(), "support": s.tolist(), "labels": y.tolist(), "numClasses": C,
+            "classText": text.tolist(), "prototype": prototype_ref(qt, st, yt, C).tolist(),
+            "tip": [{"alpha": a, "beta": b, "logits": tip_ref(qt, st, yt, C, tt, a, b).tolist()}
+                    for a, b in [(1.0, 5.5), (1.7, 2.0), (30.0, 8.0)]],
+            "knn": knn}
+
+
+def probe_fit(X, y, C, lam, steps, lr, momentum, mask=None):
+    """Mean cross-entropy over the masked rows + λ/2 ‖W‖², from W = 0, by torch.optim.SGD with momentum."""
+    W = torch.zeros(X.shape[1], C, requires_grad=True)
+    opt = torch.optim.SGD([W], lr=lr, momentum=momentum)
+    rows = torch.ones(X.shape[0], dtype=torch.bool) if mask is None else mask
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(X[rows] @ W, y[rows]) + 0.5 * lam * (W * W).sum()
+        loss.backward()
+        opt.step()
+    return W.detach()
+
+
+def probe_case():
+    """The linear probe on a fixed toy problem (3 classes, 4 shots, 30 queries): λ by
+    stratified 4-fold CV (the i-th row of a class in fold i mod 4; ties to the larger λ),
+    then the final fit; its own generator."""
+    rng = np.random.default_rng(19)
+    C, E, k, N = 3, 6, 4, 30
+    means = rng.normal(size=(C, E)) * 1.2
+    ys = np.array([c for _ in range(k) for c in range(C)])
+    rng.shuffle(ys)
+    s = means[ys] + rng.normal(size=(len(ys), E))
+    yq = np.arange(N) % C
+    q = means[yq] + rng.normal(size=(N, E))
+    o = {"steps": 300, "lr": 1.0, "momentum": 0.9, "folds": 5, "lambdas": [1e-4, 1e-3, 1e-2, 1e-1, 1.0]}
+    X, Q, y = _unit(t(s)), _unit(t(q)), torch.tensor(ys)
+    seen = [0] * C
+    fold = []
+    for c in ys:
+        fold.append(seen[c] % min(o["folds"], k))
+        seen[c] += 1
+    fold = torch.tensor(fold)
+    F_ = min(o["folds"], k)
+    hits, min_gap = [], float("inf")
+    for lam in o["lambdas"]:
+        h = 0
+        for f in range(F_):
+            W = probe_fit(X, y, C, lam, o["steps"], o["lr"], o["momentum"], mask=fold != f)
+            z = X[fold == f] @ W
+            top2 = torch.topk(z, 2, dim=1).values
+            min_gap = min(min_gap, (top2[:, 0] - top2[:, 1]).min().item())
+            h += int((z.argmax(1) == y[fold == f]).sum())
+        hits.append(h)
+    best = max(range(len(hits)), key=lambda i: (hits[i], i))  # ties: the larger λ
+    W = probe_fit(X, y, C, o["lambdas"][best], o["steps"], o["lr"], o["momentum"])
+    logits = Q @ W
+    top2 = torch.topk(logits, 2, dim=1).values
+    min_gap = min(min_gap, (top2[:, 0] - top2[:, 1]).min().item())
+    assert min_gap > 1e-3, f"a prediction within {min_gap} of a tie: float32 could flip it"
+    acc = (logits.argmax(1) == torch.tensor(yq)).double().mean().item()
+    return {"options": o, "support": s.tolist(), "labels": ys.tolist(), "query": q.tolist(),
+            "queryLabels": yq.tolist(), "numClasses": C, "cvHits": hits, "lambda": o["lambdas"][best],
+            "logits": logits.tolist(), "accuracy": acc, "minGap": min_gap}
+
+
 def main():
     rng = np.random.default_rng(20251123)
     golden = {
@@ -237,6 +353,8 @@ def main():
         "adamw": adamw_case(),
         "lixp": lixp_case(),
         "llip": llip_case(),
+        "fewshot": fewshot_case(),
+        "probe": probe_case(),
     }
     path = os.path.join(HERE, "golden.json")
     tmp = path + ".tmp"

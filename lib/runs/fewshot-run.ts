@@ -1,0 +1,89 @@
+/**
+ * The few-shot suite on a finished run: its config, its newest checkpoint, its
+ * world, and a task suite with support pools large enough for every k. What
+ * `npm run fewshot -- <run dir>` and the closing numbers of the few-shot issue use.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type DeepPartial, type ExperimentConfig, makeConfig } from '../config/presets';
+import {
+  type EpisodeRow,
+  type FewShotRow,
+  fewShotSettings,
+  fewShotSuite,
+  suiteAverage,
+  summariseFewShot,
+} from '../eval/fewshot-suite';
+import { disposeParams } from '../model/params';
+import { createModel, type Model } from '../objectives/model';
+import { labPath, writeAtomic } from '../paths';
+import { createAdamState, disposeAdamState } from '../train/optim';
+import { loadLatestCheckpoint, restoreCheckpoint } from './checkpoint';
+import { type LabData, labData, resolveModelConfig } from './experiment';
+
+export interface LoadedRun {
+  config: ExperimentConfig;
+  model: Model;
+  data: LabData;
+  step: number;
+}
+
+/** A run's model at its newest good checkpoint; `evalOverrides` resize the task suite. */
+export function loadRun(dir: string, evalOverrides: DeepPartial<ExperimentConfig> = {}): LoadedRun {
+  const root = labPath(dir);
+  const saved = JSON.parse(fs.readFileSync(path.join(root, 'config.json'), 'utf8'));
+  const ck = loadLatestCheckpoint(path.join(root, 'checkpoints'), saved);
+  if (!ck) throw new Error(`${root}: no usable checkpoint`);
+  const config = makeConfig(saved, evalOverrides);
+  const data = labData(config);
+  const model = createModel(
+    resolveModelConfig(config, data.world),
+    config.objective,
+    data.world.tokenizer.END,
+    config.seed,
+  );
+  const adam = createAdamState(model.params);
+  restoreCheckpoint(ck, model.params, adam);
+  disposeAdamState(adam);
+  return { config, model, data, step: ck.step };
+}
+
+export interface FewShotReport {
+  run: string;
+  step: number;
+  seconds: number;
+  settings: ReturnType<typeof fewShotSettings>;
+  episodes: EpisodeRow[];
+  perTask: FewShotRow[];
+  suite: FewShotRow[];
+}
+
+/**
+ * Loads a run, runs the whole few-shot suite on its tasks (support pools of
+ * max(shots) per class) and writes `<dir>/fewshot.json`.
+ */
+export function fewShotRun(
+  dir: string,
+  evalOverrides: DeepPartial<ExperimentConfig> = {},
+): FewShotReport {
+  const run = loadRun(dir, evalOverrides);
+  try {
+    const o = fewShotSettings(run.config.eval, run.config.seed);
+    const t0 = performance.now();
+    const episodes = fewShotSuite(run.model, run.data.world.tokenizer, run.data.tasks, o);
+    const seconds = (performance.now() - t0) / 1000;
+    const report = {
+      run: dir,
+      step: run.step,
+      seconds,
+      settings: o,
+      episodes,
+      perTask: summariseFewShot(episodes),
+      suite: suiteAverage(episodes),
+    };
+    writeAtomic(path.join(labPath(dir), 'fewshot.json'), `${JSON.stringify(report)}\n`);
+    return report;
+  } finally {
+    disposeParams(run.model.params);
+  }
+}
