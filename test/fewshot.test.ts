@@ -5,12 +5,17 @@
  * no tensor leaks, and the config gate of `eval.fewShot`.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
   crossValidateTip,
+  disposeParams,
   type EmbeddingCache,
   FEWSHOT_DEFAULTS,
+  type FewShotMethod,
   type FewShotOptions,
   fewShotSettings,
   knnLogits,
@@ -21,6 +26,7 @@ import {
   prototypeLogits,
   Rng,
   runEpisodes,
+  runExperiment,
   suiteAverage,
   summariseFewShot,
   table1Rows,
@@ -333,4 +339,35 @@ test('eval.fewShot goes through the config gate; absent, runs are unchanged', ()
     () => makeConfig('tiny', { eval: { fewShot: { probe: { lr: 3 } } } }),
     /eval\.fewShot\.probe\.lr: must be <= 1, got 3/,
   );
+});
+
+test('a run with eval.fewShot ends with the suite: results.json and the run carry its averages', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lab-fewshot-'));
+  const fewShot = {
+    methods: ['zero-shot', 'prototype', 'tip-cv', 'knn-rank', 'linear-probe'] as FewShotMethod[],
+    probe: { steps: 10 },
+  };
+  const cfg = makeConfig('tiny', {
+    steps: 2,
+    eval: { queryPerClass: 3, supportPerClass: 4, shots: [1, 4], episodes: 2, fewShot },
+  });
+  const before = tf.memory().numTensors;
+  const run = runExperiment(cfg, { outDir: dir, quiet: true, evalDuringTraining: false });
+  disposeParams(run.model.params);
+  assert.equal(tf.memory().numTensors, before, 'no tensor left after the run and its suite');
+  const saved = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8'));
+  assert.deepEqual(saved.fewShot, run.fewShot);
+  const keys = saved.fewShot.map((r: { method: string; k: number }) => `${r.method}.${r.k}`);
+  assert.deepEqual(keys.sort(), [
+    'knn-rank.1',
+    'knn-rank.4',
+    'linear-probe.1',
+    'linear-probe.4',
+    'prototype.1',
+    'prototype.4',
+    'tip-cv.1',
+    'tip-cv.4',
+    'zero-shot.0',
+  ]);
+  fs.rmSync(dir, { recursive: true, force: true });
 });

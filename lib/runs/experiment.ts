@@ -20,6 +20,12 @@ import {
   type TaskResult,
   zeroShotAccuracy,
 } from '../eval/evaluate';
+import {
+  type FewShotRow,
+  fewShotSettings,
+  fewShotSuite,
+  suiteAverage,
+} from '../eval/fewshot-suite';
 import type { ModelConfig } from '../model/index';
 import { disposeParams, loadParams } from '../model/params';
 import { readWeights, weightsBytes } from '../model/safetensors';
@@ -91,6 +97,8 @@ export interface ExperimentRun {
   retrieval: Retrieval;
   trainSeconds: number;
   final: FinalSummary;
+  /** the few-shot suite averaged over the tasks, when the config has `eval.fewShot` */
+  fewShot?: FewShotRow[];
 }
 
 export interface RunOptions {
@@ -271,7 +279,17 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
     seed: cfg.seed,
   });
   const ret = retrieval(model, world.sampleBatch(new Rng(cfg.seed + 7), 512, 'val'));
+  const fewShot = cfg.eval.fewShot
+    ? suiteAverage(
+        fewShotSuite(model, world.tokenizer, data.tasks, fewShotSettings(cfg.eval, cfg.seed)),
+      )
+    : undefined;
   if (outDir)
-    writeJsonAtomic(path.join(outDir, 'results.json'), { results, retrieval: ret, trainSeconds });
-  return { config: cfg, model, history, results, retrieval: ret, trainSeconds, final };
+    writeJsonAtomic(path.join(outDir, 'results.json'), {
+      results,
+      retrieval: ret,
+      trainSeconds,
+      ...(fewShot ? { fewShot } : {}),
+    });
+  return { config: cfg, model, history, results, retrieval: ret, trainSeconds, final, fewShot };
 }

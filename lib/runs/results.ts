@@ -51,6 +51,7 @@ function historyMetrics(history: Record<string, number>[]): [string, number, num
 /**
  * End-of-run metrics: `loss` (final.json when the CLI wrote one, else the last
  * history record), `zeroShot` / `fewShot<k>` means and per task (`zeroShot:<task>`),
+ * the few-shot suite's means (`fs.<method>.<k>`, when the run had `eval.fewShot`),
  * retrieval recalls (`i2t.r1` …) and `trainSeconds`.
  */
 function finalMetrics(dir: string, history: Record<string, number>[]): [string, number][] {
@@ -69,6 +70,9 @@ function finalMetrics(dir: string, history: Record<string, number>[]): [string, 
     out.push([`zeroShot:${t.task}`, t.zeroShot]);
     for (const [k, v] of Object.entries(t.fewShot)) out.push([`fewShot${k}:${t.task}`, v]);
   }
+  // the few-shot suite's averages (eval.fewShot): fs.<method>.<k>, e.g. fs.tip-cv.16
+  for (const r of (res.fewShot ?? []) as { method: string; k: number; mean: number }[])
+    out.push([`fs.${r.method}.${r.k}`, r.mean]);
   for (const dirn of ['i2t', 't2i'])
     for (const r of ['r1', 'r5']) out.push([`${dirn}.${r}`, res.retrieval[dirn][r]]);
   out.push(['trainSeconds', res.trainSeconds]);
