@@ -155,3 +155,20 @@ export function notebookConfig(
   const base = makeConfig(preset);
   return makeConfig(quickMode() ? makeConfig(base, QUICK) : base, overrides);
 }
+
+/**
+ * The settings of a notebook's few-shot section (eval/fewshot-suite.ts): the
+ * LIxP paper's k = 1 … 64, 5 episodes, drawn from 128 support images per class
+ * (a pool of exactly 64 would make every 64-shot episode the same set). Quick
+ * mode keeps its small eval section and cuts the probe to 50 steps. Only the
+ * task suite and the suite's options read it (runExperiment is not given it).
+ */
+export function fewShotConfig(cfg: ExperimentConfig): ExperimentConfig {
+  const shots = [1, 2, 4, 8, 16, 32, 64];
+  return makeConfig(
+    cfg,
+    quickMode()
+      ? { eval: { fewShot: { probe: { steps: 50 } } } }
+      : { eval: { supportPerClass: 128, shots, episodes: 5, fewShot: {} } },
+  );
+}

@@ -81,6 +81,7 @@ export function fewShotFigure(
     const fill = rgba(FEWSHOT_COLORS[m], 0.18);
     data.push({
       type: 'scatter',
+      mode: 'lines',
       x: [...x, ...[...x].reverse()],
       y: band,
       fill: 'toself',
@@ -181,4 +182,18 @@ export function table1Figure(models: ModelRows[], opts: { k: number; title: stri
   });
   (fig.layout as Record<string, unknown>).width = 860;
   return fig;
+}
+
+/** Summary rows as a table: one row per method, one column per k ("62.4 ± 0.3", %). */
+export function shotsTableRows(rows: FewShotRow[]): Record<string, string>[] {
+  const ks = [...new Set(rows.map((r) => r.k))].sort((a, b) => a - b);
+  const methods = [...new Set(rows.map((r) => r.method))];
+  return methods.map((m) => {
+    const row: Record<string, string> = { method: FEWSHOT_LABELS[m] };
+    for (const k of ks) {
+      const r = rows.find((x) => x.method === m && x.k === k);
+      row[`k=${k}`] = r ? `${pct(r.mean)} ± ${pct(r.ci95)}` : '';
+    }
+    return row;
+  });
 }

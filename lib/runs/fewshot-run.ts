@@ -50,6 +50,8 @@ export function loadRun(dir: string, evalOverrides: DeepPartial<ExperimentConfig
 
 export interface FewShotReport {
   run: string;
+  /** the run's objective (its colour key in figures) */
+  objective: string;
   step: number;
   seconds: number;
   settings: ReturnType<typeof fewShotSettings>;
@@ -74,6 +76,7 @@ export function fewShotRun(
     const seconds = (performance.now() - t0) / 1000;
     const report = {
       run: dir,
+      objective: run.config.objective.name,
       step: run.step,
       seconds,
       settings: o,
