@@ -34,6 +34,8 @@ function lossCases(
   const raw = () => tf.randomNormal([B, D], 0, 1, 'float32', 1) as tf.Tensor2D;
   const unit = () => l2normalize(tf.randomNormal([B, D], 0, 1, 'float32', 2) as tf.Tensor2D);
   const w = (seed: number) => tf.randomNormal([D, D], 0, 1 / Math.sqrt(D), 'float32', seed);
+  const perToken = (seed: number) =>
+    tf.randomNormal([K, D, D], 0, 1 / Math.sqrt(D), 'float32', seed);
   // initial values of each objective's scalars, from its default config
   const { siglip, clip, lixp } = OBJECTIVES;
   const init = (specs: Record<string, { value?: number }>) =>
@@ -62,16 +64,18 @@ function lossCases(
       [raw(), unit(), ...lixpScalars],
     ],
     llip: [
-      (h, g, wq, wk, wv, wo, a, b) => {
+      (h, g, zt, wq, wk, wv, wo, a, b) => {
         const p = { wq, wk, wv, wo, logScale: a, bias: b } as LlipParams;
-        return llipLoss(h as tf.Tensor3D, g as tf.Tensor2D, p, { heads: s.heads, tau: s.tau });
+        const cfg = { heads: s.heads, tau: s.tau };
+        return llipLoss(h as tf.Tensor3D, g as tf.Tensor2D, zt as tf.Tensor2D, p, cfg);
       },
       [
         tf.randomNormal([B, K, D], 0, 1, 'float32', 3),
         raw(),
+        raw(),
         w(4),
-        w(5),
-        w(6),
+        perToken(5),
+        perToken(6),
         w(7),
         sig.logScale.clone(),
         sig.bias.clone(),

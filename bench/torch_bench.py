@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "reference"))
-from towers import clip, image_tower, lixp, llip, siglip, text_tower  # noqa: E402
+from towers import clip, image_tower, lixp, llip_loss, siglip, text_tower  # noqa: E402
 
 
 def lr_at(step, total, o):  # lib/optim.ts lrAt
@@ -123,19 +123,20 @@ def time_losses(m):
 
     lixp_p = {"logTau1": scalar(math.log(10)), "bias1": scalar(-10.0), "logTau2": scalar(math.log(10)),
               "bias2": scalar(-10.0), "logTauCtx": scalar(0.0)}
-    w = {n: rnd(D, D, scale=D ** -0.5) for n in ["wq", "wk", "wv", "wo"]}
+    w = {n: rnd(D, D, scale=D ** -0.5) for n in ["wq", "wo"]} | {n: rnd(K, D, D, scale=D ** -0.5) for n in ["wk", "wv"]}
     cases = {
         "siglip": lambda i, t, a, b: siglip(F.normalize(i, dim=1), t, a, b),
         "clip": lambda i, t, a: clip(F.normalize(i, dim=1), t, a),
         "lixp": lambda i, t, *p: lixp(i, t, dict(zip(lixp_p, p)), 0.9),
-        "llip": lambda h, c, wq, wk, wv, wo, a, b: llip(h, c, {"wq": wq, "wk": wk, "wv": wv, "wo": wo}, a, b,
-                                                          m["heads"], m["tau"])[0],
+        "llip": lambda h, g, zt, wq, wk, wv, wo, a, b: llip_loss(h, g, zt, {"wq": wq, "wk": wk, "wv": wv, "wo": wo},
+                                                                   a, b, m["heads"], m["tau"])[0],
     }
     inputs = {
         "siglip": [rnd(B, D), unit(), scalar(math.log(10)), scalar(-10.0)],
         "clip": [rnd(B, D), unit(), scalar(math.log(1 / 0.07))],
         "lixp": [rnd(B, D), unit(), *lixp_p.values()],
-        "llip": [rnd(B, K, D), rnd(B, D), *w.values(), scalar(math.log(10)), scalar(-10.0)],
+        "llip": [rnd(B, K, D), rnd(B, D), rnd(B, D), w["wq"], w["wk"], w["wv"], w["wo"], scalar(math.log(10)),
+                 scalar(-10.0)],
     }
     out = {}
     for name, f in cases.items():

@@ -1,7 +1,7 @@
 /**
  * LIxP and Llip losses against independent PyTorch implementations (float64,
- * test/reference/make_golden.py: masked_fill(-inf) attention for LIxP, einsum
- * mixing for Llip), plus the invariants each method rests on.
+ * test/reference/make_golden.py: masked_fill(-inf) attention for LIxP, batched
+ * matmul mixing for Llip's first form), plus the invariants each method rests on.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -65,19 +65,29 @@ function llipArgs(c: any): tf.Tensor[] {
   ].concat([tf.scalar(p.logScale), tf.scalar(p.bias)]);
 }
 
-function llipParams(t: tf.Tensor[]): LlipParams {
+/**
+ * This fixture is Llip's first form in the lab: one key and value projection
+ * shared by the K tokens, the caption both query source and target. It is the
+ * paper's form (test/llip.test.ts) with W_K^k = W_K, W_V^k = W_V for every k.
+ */
+function llipParams(t: tf.Tensor[], K: number): LlipParams {
   const [wq, wk, wv, wo, logScale, bias] = t;
-  return { wq, wk, wv, wo, logScale, bias } as LlipParams;
+  const perToken = (w: tf.Tensor) => tf.tile(tf.expandDims(w, 0), [K, 1, 1]) as tf.Tensor3D;
+  return { wq, wk: perToken(wk), wv: perToken(wv), wo, logScale, bias } as LlipParams;
 }
 
-test('llipMix, llipLoss and all gradients match PyTorch', () => {
+test('llipMix, llipLoss and all gradients match PyTorch (shared projections)', () => {
   const c = loadGolden().llip;
   const cfg = { heads: c.heads, tau: c.tau };
   const args = llipArgs(c);
-  const z = llipMix(args[0] as tf.Tensor3D, args[1] as tf.Tensor2D, llipParams(args.slice(2)), cfg);
+  const K = (args[0] as tf.Tensor3D).shape[1];
+  const mix = args[0] as tf.Tensor3D;
+  const z = llipMix(mix, args[1] as tf.Tensor2D, llipParams(args.slice(2), K), cfg);
   assertClose(z.dataSync(), c.z, 'llip z_ij', 1e-5, 1e-4);
-  const f = (...t: tf.Tensor[]) =>
-    llipLoss(t[0] as tf.Tensor3D, t[1] as tf.Tensor2D, llipParams(t.slice(2)), cfg);
+  const f = (...t: tf.Tensor[]) => {
+    const cap = t[1] as tf.Tensor2D; // query source and target
+    return llipLoss(t[0] as tf.Tensor3D, cap, cap, llipParams(t.slice(2), K), cfg);
+  };
   const { value, grads } = tf.valueAndGrads(f)(args);
   assertClose(value.dataSync(), c.loss, 'llip loss', 1e-5, 1e-5);
   const names = ['mix', 'captions', 'wq', 'wk', 'wv', 'wo', 'logScale', 'bias'];
@@ -93,27 +103,15 @@ test('Llip with identical mixture tokens reduces to SigLIP on that token', () =>
     const [B, K, D] = (args[0] as tf.Tensor3D).shape;
     const one = tf.slice(args[0], [0, 0, 0], [B, 1, D]); // token 0 of each image
     const same = tf.tile(one, [1, K, 1]) as tf.Tensor3D;
-    const p = llipParams(args.slice(2));
+    const p = llipParams(args.slice(2), K);
     const cfg = { heads: c.heads, tau: c.tau };
     // Any mixture of equal tokens is that token: z_ij = h_i W_V W_O for every caption j.
-    const img = tf.matMul(tf.matMul(tf.reshape(one, [B, D]), p.wv), p.wo) as tf.Tensor2D;
-    const cos = tf.matMul(
-      l2normalize(img),
-      l2normalize(args[1] as tf.Tensor2D),
-      false,
-      true,
-    ) as tf.Tensor2D;
+    const wv = tf.squeeze(tf.slice(p.wv, [0, 0, 0], [1, D, D]), [0]) as tf.Tensor2D;
+    const img = tf.matMul(tf.matMul(tf.reshape(one, [B, D]), wv), p.wo) as tf.Tensor2D;
+    const cap = args[1] as tf.Tensor2D;
+    const cos = tf.matMul(l2normalize(img), l2normalize(cap), false, true) as tf.Tensor2D;
     const want = sigmoidPairLoss(cos, p.logScale, p.bias).dataSync()[0];
-    assertClose(
-      llipLoss(same, args[1] as tf.Tensor2D, p, cfg).dataSync(),
-      want,
-      'equal tokens',
-      1e-5,
-      1e-5,
-    );
-    assert.throws(
-      () => llipMix(same, args[1] as tf.Tensor2D, p, { heads: 3, tau: 1 }),
-      /not divisible/,
-    );
+    assertClose(llipLoss(same, cap, cap, p, cfg).dataSync(), want, 'equal tokens', 1e-5, 1e-5);
+    assert.throws(() => llipMix(same, cap, p, { heads: 3, tau: 1 }), /not divisible/);
   });
 });

@@ -39,7 +39,7 @@ const SCALARS: Record<string, string[]> = {
   siglip: ['t', 'b'],
   clip: ['t'],
   lixp: ['tau1', 'b1', 'tau2', 'b2', 'tauCtx', 'lossBase', 'lossCtx', 'ctxEntropy'],
-  llip: ['t', 'b'],
+  llip: ['t', 'b', 'mixEntropy'],
 };
 
 function tinyConfig(name: string, steps: number): ExperimentConfig {

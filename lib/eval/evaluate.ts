@@ -84,7 +84,8 @@ export function classTexts(
   const prompts = classNames.flatMap((c) => templates.map((t) => t.replace('{}', c)));
   const side = textSide(model, tok.encodeBatch(prompts)); // C·T rows
   const ensemble = objectiveOfModel(model).classTexts ?? unitMeanPerClass;
-  const out = tf.tidy(() => ensemble(side, classNames.length, templates.length));
+  const [C, T] = [classNames.length, templates.length];
+  const out = tf.tidy(() => ensemble(side, C, T, model.params, model.objective));
   tf.dispose(Object.values(side));
   return out;
 }

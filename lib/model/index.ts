@@ -9,7 +9,7 @@ import type { ModelConfig } from './config';
 import { l2normalize } from './ops';
 import type { Params } from './params';
 import { encodeTextsRaw, endOfTextMask, textFeatures } from './text';
-import { encodeImagesRaw, imageTokens, mixtureTokens, poolImage } from './vit';
+import { encodeImagesRaw, imageTokens, mixtureTokens, patchTokens, poolImage } from './vit';
 
 /** The towers' config and weights (a trained `Model` of objectives/model.ts is one). */
 export interface Towers {
@@ -23,6 +23,7 @@ export interface TowerNeeds {
   image: boolean; // pooled image embedding
   imageTokens?: boolean; // every image token after the final layer norm
   mixtureTokens: boolean; // the K mixture tokens (model.image.mixtureTokens)
+  patchTokens?: boolean; // the patch tokens after the final layer norm (Llip's Figure 7 variant)
   textFeature: boolean; // pre-projection text feature g
 }
 
@@ -30,7 +31,8 @@ export interface TowerNeeds {
 export type TowerOutputs = {
   image?: tf.Tensor2D; // pooled, projected, not normalised: [B, E]
   imageTokens?: tf.Tensor3D; // every token after the final layer norm: [B, T, width]
-  mixtureTokens?: tf.Tensor3D; // after the final layer norm, through the image head: [B, K, E]
+  mixtureTokens?: tf.Tensor3D; // after the final layer norm, before any projection: [B, K, width]
+  patchTokens?: tf.Tensor3D; // after the final layer norm, before any projection: [B, P, width]
   text?: tf.Tensor2D; // end-of-text state, projected, not normalised: [B, E]
   textFeature?: tf.Tensor2D; // end-of-text state before the projection: [B, Dt]
 };
@@ -38,7 +40,7 @@ export type TowerOutputs = {
 /** The image side of TowerOutputs for images [B, 32, 32, 3]. */
 export function imageOutputs(t: Towers, images: tf.Tensor4D, needs: TowerNeeds): TowerOutputs {
   const im = t.config.image;
-  if (needs.image && !needs.mixtureTokens && !needs.imageTokens)
+  if (needs.image && !needs.mixtureTokens && !needs.imageTokens && !needs.patchTokens)
     return { image: encodeImagesRaw(t.params, im, images) };
   const B = images.shape[0];
   const tokens = imageTokens(t.params, im, images); // [B·T, width]
@@ -49,12 +51,9 @@ export function imageOutputs(t: Towers, images: tf.Tensor4D, needs: TowerNeeds):
       t.params['img.head.w'] as tf.Tensor2D,
     ) as tf.Tensor2D;
   if (needs.imageTokens) out.imageTokens = tf.reshape(tokens, [B, -1, im.width]) as tf.Tensor3D;
-  if (needs.mixtureTokens) {
-    const K = im.mixtureTokens ?? 0;
-    const flat = tf.reshape(mixtureTokens(im, tokens, B), [B * K, im.width]) as tf.Tensor2D;
-    const z = tf.matMul(flat, t.params['img.head.w'] as tf.Tensor2D); // [B·K, E]
-    out.mixtureTokens = tf.reshape(z, [B, K, t.config.embedDim]) as tf.Tensor3D;
-  }
+  // the objective owns their projections (Llip's per-token keys and values)
+  if (needs.mixtureTokens) out.mixtureTokens = mixtureTokens(im, tokens, B);
+  if (needs.patchTokens) out.patchTokens = patchTokens(im, tokens, B);
   return out;
 }
 
@@ -90,4 +89,11 @@ export function encodeTexts(t: Towers, tokens: Int32Array, B: number): tf.Tensor
 export * from './config';
 export * from './params';
 export { causalMask, endOfTextMask, textFeatures } from './text';
-export { imageTokenLayout, imageTokens, mixtureTokens, patchify, poolImage } from './vit';
+export {
+  imageTokenLayout,
+  imageTokens,
+  mixtureTokens,
+  patchify,
+  patchTokens,
+  poolImage,
+} from './vit';

@@ -33,7 +33,7 @@ interface Pooler {
 }
 
 /** The patch tokens [B, N, D] of the whole sequence [B, T, D]. */
-function patchTokens(t3: tf.Tensor3D, L: TokenLayout): tf.Tensor3D {
+function patchSlice(t3: tf.Tensor3D, L: TokenLayout): tf.Tensor3D {
   const [B, , D] = t3.shape;
   const first = L.extra + L.mixture;
   return first > 0 ? tf.slice(t3, [0, first, 0], [B, L.patches, D]) : t3;
@@ -69,7 +69,7 @@ const POOLERS: Record<ImagePool, Pooler> = {
   mean: {
     tokens: 0,
     specs: () => ({}),
-    pool: (_p, t3, L) => tf.mean(patchTokens(t3, L), 1) as tf.Tensor2D,
+    pool: (_p, t3, L) => tf.mean(patchSlice(t3, L), 1) as tf.Tensor2D,
   },
   map: {
     tokens: 0,
@@ -79,7 +79,7 @@ const POOLERS: Record<ImagePool, Pooler> = {
       ...denseSpecs('img.map.kv', D, 2 * D),
       ...denseSpecs('img.map.proj', D, D),
     }),
-    pool: (p, t3, L, heads) => mapPool(p, patchTokens(t3, L), heads),
+    pool: (p, t3, L, heads) => mapPool(p, patchSlice(t3, L), heads),
   },
 };
 
@@ -151,6 +151,13 @@ export function mixtureTokens(im: ImageTowerConfig, tokens: tf.Tensor2D, B: numb
   const { extra, mixture, patches } = imageTokenLayout(im);
   const t3 = tf.reshape(tokens, [B, extra + mixture + patches, im.width]);
   return tf.slice(t3, [0, extra, 0], [B, mixture, im.width]) as tf.Tensor3D;
+}
+
+/** The P patch tokens of `imageTokens`: [B, P, D] (after the final layer norm). */
+export function patchTokens(im: ImageTowerConfig, tokens: tf.Tensor2D, B: number): tf.Tensor3D {
+  const { extra, mixture, patches } = imageTokenLayout(im);
+  const t3 = tf.reshape(tokens, [B, extra + mixture + patches, im.width]);
+  return tf.slice(t3, [0, extra + mixture, 0], [B, patches, im.width]) as tf.Tensor3D;
 }
 
 /** Image embeddings before normalisation: [B, E]. */

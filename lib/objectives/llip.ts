@@ -1,159 +1,219 @@
 /**
- * Llip: Latent Language Image Pretraining (Lavoie et al., ICML 2024).
+ * Llip as an objective (Lavoie et al., ICML 2024, arXiv 2405.00740): the image
+ * tower carries K learned mixture tokens; a cross-attention whose query is the
+ * caption mixes them into one image vector per (image, caption) pair, contrasted
+ * with the caption by the SigLIP loss. The math is in llip-mix.ts; this file is
+ * the config, the weights Llip owns, and how evaluation scores with them.
  *
- * The image tower outputs K mixture tokens h_i^k instead of one vector; a
- * multi-head cross-attention whose query is the caption mixes them into one
- * image vector per (image i, caption j) pair, which is what the caption is
- * contrasted with (SigLIP loss):
+ * Config (`objective.*`), each a switch of the same code:
+ *   mixtureTokens K (8), heads M (8), tau τ (5, divides the logits of eq. 1),
+ *   mixing 'text' (Llip) | 'learned' | 'average' | 'first' (the rungs of Figure 3),
+ *   patchTokens (false; Figure 7: the P patch tokens join the K mixture tokens,
+ *   each with its own key/value projection), norm (false; LayerNorm on K, Q, V as
+ *   in the official configs of the largest models), t and b (SigLIP's initial scale, bias).
  *
- *   Φ_ij^m = softmax_k(Q_j^m · K_i^mk / τ)            Q = g W_Q, K = h W_K      (eq. 1)
- *   z_ij   = Concat_m(Σ_k Φ_ij^mk V_i^mk) W_O          V = h W_V                (eq. 2)
- *   L      = L_SigLIP over cos(z_ij, t_j)
- *
- * τ is a fixed hyper-parameter (the official B/32 config uses 5 with M = 8 heads). Eq. 1 divides
- * the logits by τ and so do we; the paper's prose says a larger τ sharpens the
- * weights, which would mean a product, so read τ here as eq. 1's.
- * Every product is 2-D × 2-D or an equal-batch 3-D matmul (wasm's 3-D × 2-D
- * gradient is broken, see shared facts).
+ * Evaluation: zero-shot mixes every image with every class, the class's target
+ * the normalised mean of its templates' normalised z' and its query the mean of
+ * its templates' queries (the paper's appendix and the official eval code);
+ * retrieval mixes every image with every caption. Prototypes and neighbours use
+ * `llipImageVectors`: for Llip, the uniform mixture of its values through W_O.
+ * The tower's image head and pooler are not used: Llip owns its projections.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as v from 'valibot';
-import { checkShape, l2normalize } from '../model/ops';
-import { denseSpecs, type Params } from '../model/params';
-import { int, num } from '../schema';
-import { type Objective, scalarSpec } from './objective';
-import { sigmoidPairLoss } from './siglip';
+import type { ModelConfig, TowerOutputs } from '../model/index';
+import { l2normalize } from '../model/ops';
+import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from '../model/params';
+import { int, num, oneOf } from '../schema';
+import {
+  isTextConditioned,
+  LLIP_MIXINGS,
+  type LlipParams,
+  llipForward,
+  llipImageVectors,
+  llipMixQueries,
+  llipQueries,
+  mixingEntropy,
+  type NormParams,
+} from './llip-mix';
+import { type Objective, scalarSpec, unitMeanPerClass } from './objective';
+
+const bool = v.boolean((i) => `must be true or false, got ${JSON.stringify(i.input)}`);
 
 export const LlipSchema = v.strictObject({
   name: v.literal('llip'),
   mixtureTokens: int({ min: 1 }), // K learned tokens the image tower carries
   heads: int({ min: 1 }), // M heads of the mixing cross-attention (eq. 1); must divide embedDim
-  tau: num({ above: 0 }), // fixed softmax temperature of eq. 1 (divides the logits)
+  tau: num({ above: 0 }), // τ of eq. 1: divides the logits, no √d (official B/32: 5)
+  mixing: oneOf(LLIP_MIXINGS), // Figure 3's rungs: first (registers), average, learned, text (Llip)
+  patchTokens: bool, // Figure 7: the patch tokens join the cross-attention
+  norm: bool, // LayerNorm on keys, queries and values
   t: num({ above: 0 }), // initial SigLIP scale
   b: num(), // initial SigLIP bias
 });
 export type LlipConfig = v.InferOutput<typeof LlipSchema>;
 
-/** The mixing hyper-parameters of eq. 1. */
-export interface LlipMixing {
-  heads: number; // M
-  tau: number; // softmax temperature of eq. 1
+/** Tokens the cross-attention reads: K, plus the P patches in the Figure 7 variant. */
+export function llipTokenCount(cfg: LlipConfig, model: Pick<ModelConfig, 'image'>): number {
+  const side = model.image.imageSize / model.image.patch;
+  return cfg.mixtureTokens + (cfg.patchTokens ? side * side : 0);
 }
 
-/** The cross-attention projections and the SigLIP scale and bias. */
-export interface LlipParams {
-  wq: tf.Tensor2D; // W_Q [Dt, D]: caption → query
-  wk: tf.Tensor2D; // W_K [D, D]: mixture token → key
-  wv: tf.Tensor2D; // W_V [D, D]: mixture token → value
-  wo: tf.Tensor2D; // W_O [D, D]: concatenated heads → image vector
-  logScale: tf.Scalar;
-  bias: tf.Scalar;
+/** The cross-attention's tokens [B, T, width]: mixture tokens, then patches if asked. */
+export function llipTokens(out: TowerOutputs, cfg: LlipConfig): tf.Tensor3D {
+  const h = out.mixtureTokens!;
+  return cfg.patchTokens ? (tf.concat([h, out.patchTokens!], 1) as tf.Tensor3D) : h;
 }
 
-/**
- * z_ij of eq. 2 for every image i and caption j: [B, Bt, D].
- * mixtureTokens: [B, K, D]; captions g: [Bt, Dt] (the text tower's output).
- */
-export function llipMix(
-  mixtureTokens: tf.Tensor3D,
-  captions: tf.Tensor2D,
+/** A [T, w, E] stack of per-token projections, std 1/√w like a dense layer's. */
+function perTokenSpec(T: number, w: number, E: number): ParamSpecs[string] {
+  return { shape: [T, w, E], init: 'normal', std: 1 / Math.sqrt(w), decay: true };
+}
+
+function llipSpecs(cfg: LlipConfig, model: ModelConfig): ParamSpecs {
+  const E = model.embedDim;
+  const w = model.image.width;
+  const T = llipTokenCount(cfg, model);
+  const attends = cfg.mixing === 'text' || cfg.mixing === 'learned';
+  return {
+    ...(cfg.mixing === 'text' ? denseSpecs('llip.q', model.text.width, E, false) : {}),
+    // the learned query starts at the scale of a text query (LN'd g through W_Q: unit entries)
+    ...(cfg.mixing === 'learned'
+      ? { 'llip.query': { shape: [1, E], init: 'normal', std: 1, decay: false } }
+      : {}),
+    ...(attends ? { 'llip.k.w': perTokenSpec(T, w, E) } : {}),
+    'llip.v.w': perTokenSpec(T, w, E),
+    ...denseSpecs('llip.o', E, E, false),
+    ...(cfg.norm && attends
+      ? { ...layerNormSpecs('llip.kn', E), ...layerNormSpecs('llip.qn', E) }
+      : {}),
+    ...(cfg.norm ? layerNormSpecs('llip.vn', E) : {}),
+    logScale: scalarSpec(Math.log(cfg.t)),
+    bias: scalarSpec(cfg.b),
+  };
+}
+
+/** The named parameters of `llip.params` as LlipParams (absent ones stay undefined). */
+export function llipParams(p: Params): LlipParams {
+  const ln = (n: string): NormParams | undefined =>
+    p[`llip.${n}.g`]
+      ? [p[`llip.${n}.g`] as tf.Tensor1D, p[`llip.${n}.b`] as tf.Tensor1D]
+      : undefined;
+  return {
+    wq: p['llip.q.w'] as tf.Tensor2D | undefined,
+    query: p['llip.query'] as tf.Tensor2D | undefined,
+    wk: p['llip.k.w'] as tf.Tensor3D | undefined,
+    wv: p['llip.v.w'] as tf.Tensor3D,
+    wo: p['llip.o.w'] as tf.Tensor2D,
+    kNorm: ln('kn'),
+    qNorm: ln('qn'),
+    vNorm: ln('vn'),
+    logScale: p.logScale as tf.Scalar,
+    bias: p.bias as tf.Scalar,
+  };
+}
+
+/** Class texts for Llip: targets plus the template-averaged queries [C, E]. */
+export type LlipTexts = TowerOutputs & { query?: tf.Tensor2D };
+
+/** Images per slice when scoring: keeps Φ [M, Bt, n, T] near 8M floats. */
+function imageChunk(M: number, Bt: number, T: number): number {
+  return Math.max(1, Math.floor(8e6 / (M * Bt * T)));
+}
+
+/** ⟨ẑ_ij, ẑ'_j⟩ for Llip: [N, Bt], images in slices so Φ stays bounded. */
+function textScores(
+  tokens: tf.Tensor3D,
+  q: tf.Tensor2D,
+  target: tf.Tensor2D,
   p: LlipParams,
-  cfg: LlipMixing,
-): tf.Tensor3D {
-  const [B, K, D] = mixtureTokens.shape;
-  const Bt = captions.shape[0];
-  const M = cfg.heads;
-  if (D % M !== 0) throw new Error(`llipMix: width ${D} is not divisible by ${M} heads`);
-  checkShape(p.wq, [captions.shape[1], D], 'llip W_Q');
-  const dh = D / M;
-  return tf.tidy(() => {
-    const h = tf.reshape(mixtureTokens, [B * K, D]);
-    const q = tf.transpose(tf.reshape(tf.matMul(captions, p.wq), [Bt, M, dh]), [1, 0, 2]); // [M, Bt, dh]
-    const k = tf.transpose(tf.reshape(tf.matMul(h, p.wk), [B * K, M, dh]), [1, 0, 2]); // [M, B·K, dh]
-    const v = tf.transpose(tf.reshape(tf.matMul(h, p.wv), [B, K, M, dh]), [2, 0, 1, 3]); // [M, B, K, dh]
-    const s = tf.div(tf.matMul(q, k, false, true), cfg.tau); // [M, Bt, B·K]
-    const phi = tf.softmax(tf.reshape(s, [M, Bt, B, K])); // Φ: softmax over the K tokens of each image
-    const phiByImage = tf.reshape(tf.transpose(phi, [0, 2, 1, 3]), [M * B, Bt, K]);
-    const mixed = tf.matMul(phiByImage, tf.reshape(v, [M * B, K, dh])); // [M·B, Bt, dh]
-    const heads = tf.transpose(tf.reshape(mixed, [M, B, Bt, dh]), [1, 2, 0, 3]); // [B, Bt, M, dh]
-    const z = tf.matMul(tf.reshape(heads, [B * Bt, D]), p.wo); // Concat_m(…) W_O
-    return tf.reshape(z, [B, Bt, D]) as tf.Tensor3D;
-  });
+  cfg: LlipConfig,
+) {
+  const [N, T, w] = tokens.shape;
+  const [Bt, E] = target.shape;
+  const t = l2normalize(target);
+  const n = imageChunk(cfg.heads, Bt, T);
+  const parts: tf.Tensor2D[] = [];
+  for (let s = 0; s < N; s += n) {
+    const m = Math.min(n, N - s);
+    const h = tf.slice(tokens, [s, 0, 0], [m, T, w]) as tf.Tensor3D;
+    const z = llipMixQueries(h, q, p, cfg); // [m, Bt, E]
+    const zn = tf.reshape(l2normalize(tf.reshape(z, [m * Bt, E]) as tf.Tensor2D), [m, Bt, E]);
+    parts.push(tf.sum(tf.mul(zn, t), -1) as tf.Tensor2D);
+  }
+  return tf.concat(parts) as tf.Tensor2D;
 }
 
-/**
- * The Llip loss: SigLIP on cos(z_ij, t_j). mixtureTokens [B, K, D]; captions
- * [B, D] are the raw text-tower outputs (the query source; normalised here
- * for the contrast).
- */
-export function llipLoss(
-  mixtureTokens: tf.Tensor3D,
-  captions: tf.Tensor2D,
-  p: LlipParams,
-  cfg: LlipMixing,
-): tf.Scalar {
-  const [B, , D] = mixtureTokens.shape;
-  checkShape(captions, [B, D], 'llipLoss captions');
-  return tf.tidy(() => {
-    const z = l2normalize(tf.reshape(llipMix(mixtureTokens, captions, p, cfg), [B * B, D]));
-    const t = l2normalize(captions); // [Bt, D]
-    const cos = tf.sum(tf.mul(tf.reshape(z, [B, B, D]), t), -1) as tf.Tensor2D; // [B, Bt]: ⟨ẑ_ij, t̂_j⟩
-    return sigmoidPairLoss(cos, p.logScale, p.bias);
-  });
-}
-
-/** The named parameters of `llip.params` as LlipParams. */
-function llipParams(p: Params): LlipParams {
-  const w = (n: string) => p[`llip.${n}.w`] as tf.Tensor2D;
-  const [logScale, bias] = [p.logScale as tf.Scalar, p.bias as tf.Scalar];
-  return { wq: w('q'), wk: w('k'), wv: w('v'), wo: w('o'), logScale, bias };
-}
-
-/**
- * Llip as an objective. The mixture tokens are the image tower's K learned tokens
- * after its last block, mapped into the embedding space by the image head
- * (model/index.ts); the query is the projected caption embedding. (Issue 14 moves to the paper's exact
- * form: per-token key/value projections and the pre-projection text feature.)
- * Zero-shot mixes each image once per class prompt; prototypes and neighbours use
- * the unweighted mean of the K tokens.
- */
 export const llip: Objective<LlipConfig> = {
   name: 'llip',
   summary: 'K mixture tokens mixed per caption by a text-conditioned cross-attention, SigLIP loss',
   schema: LlipSchema,
-  defaults: { name: 'llip', mixtureTokens: 8, heads: 8, tau: 5, t: 10, b: -10 },
-  needs: { image: false, mixtureTokens: true, textFeature: false },
-  mixtureTokens: (cfg) => cfg.mixtureTokens,
-  params: (cfg, model) => {
-    const E = model.embedDim;
-    return {
-      ...denseSpecs('llip.q', E, E, false),
-      ...denseSpecs('llip.k', E, E, false),
-      ...denseSpecs('llip.v', E, E, false),
-      ...denseSpecs('llip.o', E, E, false),
-      logScale: scalarSpec(Math.log(cfg.t)),
-      bias: scalarSpec(cfg.b),
-    };
+  defaults: {
+    name: 'llip',
+    mixtureTokens: 8,
+    heads: 8,
+    tau: 5,
+    mixing: 'text',
+    patchTokens: false,
+    norm: false,
+    t: 10,
+    b: -10,
   },
+  needs: (cfg) => ({
+    image: false,
+    mixtureTokens: true,
+    patchTokens: cfg.patchTokens,
+    textFeature: isTextConditioned(cfg),
+  }),
+  mixtureTokens: (cfg) => cfg.mixtureTokens,
+  params: llipSpecs,
   check: (cfg, sizes) =>
     sizes.embedDim % cfg.heads === 0
       ? null
       : ['heads', `(${cfg.heads}) must divide model.embedDim (${sizes.embedDim})`],
   loss: (out, p, cfg) => {
     const lp = llipParams(p);
-    const loss = llipLoss(out.mixtureTokens!, out.text!, lp, cfg);
-    return { loss, metrics: { t: tf.exp(lp.logScale), b: lp.bias } };
+    const g = isTextConditioned(cfg) ? out.textFeature! : null;
+    const { loss, phi } = llipForward(llipTokens(out, cfg), g, out.text!, lp, cfg);
+    const metrics = { t: tf.exp(lp.logScale), b: lp.bias, mixEntropy: mixingEntropy(phi) };
+    return { loss, metrics };
   },
-  // the query keeps the scale it had in training: the mean of the raw prompt embeddings
-  classTexts: (prompts, C, T) => {
-    const E = prompts.text!.shape[1];
-    return { text: tf.mean(tf.reshape(prompts.text!, [C, T, E]), 1) as tf.Tensor2D };
+  classTexts: (prompts, C, T, p, cfg) => {
+    const out: LlipTexts = unitMeanPerClass(prompts, C, T); // targets, as CLIP ensembles them
+    if (!isTextConditioned(cfg)) return out;
+    const q = llipQueries(prompts.textFeature!, llipParams(p)); // [C·T, E]
+    out.query = tf.mean(tf.reshape(q, [C, T, q.shape[1]]), 1) as tf.Tensor2D;
+    return out;
   },
-  imageVectors: (img) => l2normalize(tf.mean(img.mixtureTokens!, 1)),
+  imageVectors: (img, p, cfg) =>
+    l2normalize(llipImageVectors(llipTokens(img, cfg), llipParams(p), cfg)),
   similarity: (img, txt, p, cfg) => {
-    const z = llipMix(img.mixtureTokens!, txt.text!, llipParams(p), cfg);
-    const [N, M, E] = z.shape;
-    const zn = tf.reshape(l2normalize(tf.reshape(z, [N * M, E]) as tf.Tensor2D), [N, M, E]);
-    return tf.sum(tf.mul(zn, l2normalize(txt.text!)), -1) as tf.Tensor2D; // [N, M]: ⟨ẑ_ij, t̂_j⟩
+    const lp = llipParams(p);
+    const tokens = llipTokens(img, cfg);
+    if (!isTextConditioned(cfg))
+      return tf.matMul(
+        l2normalize(llipImageVectors(tokens, lp, cfg)),
+        l2normalize(txt.text!),
+        false,
+        true,
+      );
+    const q = (txt as LlipTexts).query ?? llipQueries(txt.textFeature!, lp);
+    return textScores(tokens, q, txt.text!, lp, cfg);
   },
 };
+
+export {
+  isTextConditioned,
+  LLIP_MIXINGS,
+  type LlipMixing,
+  type LlipMixingKind,
+  type LlipParams,
+  llipForward,
+  llipImageVectors,
+  llipLoss,
+  llipMix,
+  llipMixQueries,
+  llipQueries,
+  llipWeights,
+  mixingEntropy,
+} from './llip-mix';

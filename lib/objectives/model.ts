@@ -17,7 +17,7 @@ import { initParams, type ParamSpecs, type Params } from '../model/params';
 import { textTowerSpecs } from '../model/text';
 import { imageTowerSpecs } from '../model/vit';
 import { type Objective, type ObjectiveConfig, objectiveDefaults, objectiveOf } from './index';
-import type { BatchInfo, ObjectiveLoss } from './objective';
+import { type BatchInfo, needsOf, type ObjectiveLoss } from './objective';
 
 export interface Model extends Towers {
   objective: ObjectiveConfig;
@@ -66,7 +66,7 @@ export function towerOutputs(
   tokens: Int32Array | null,
   B: number,
 ): TowerOutputs {
-  const { needs } = objectiveOfModel(m);
+  const needs = needsOf(objectiveOfModel(m), m.objective);
   return {
     ...(images ? imageOutputs(m, images, needs) : {}),
     ...(tokens ? textOutputs(m, tokens, B, needs) : {}),

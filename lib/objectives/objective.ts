@@ -33,8 +33,8 @@ export interface Objective<C extends { name: string }> {
   schema: v.GenericSchema<unknown, C>;
   /** the section a run gets when it names this objective and nothing else */
   defaults: C;
-  /** the tower outputs `loss`, `imageVectors` and `similarity` read */
-  needs: TowerNeeds;
+  /** the tower outputs `loss`, `imageVectors` and `similarity` read (a function when the config decides) */
+  needs: TowerNeeds | ((cfg: C) => TowerNeeds);
   /** learned tokens the image tower must carry for it (Llip's K; 0 otherwise) */
   mixtureTokens: (cfg: C) => number;
   /** its learnable scalars and weights, initial values from the config */
@@ -52,7 +52,13 @@ export interface Objective<C extends { name: string }> {
    * One text side per class from its C·T prompt embeddings (template ensembling);
    * default: the normalised mean of the normalised prompt embeddings (CLIP's).
    */
-  classTexts?: (prompts: TowerOutputs, classes: number, templates: number) => TowerOutputs;
+  classTexts?: (
+    prompts: TowerOutputs,
+    classes: number,
+    templates: number,
+    p: Params,
+    cfg: C,
+  ) => TowerOutputs;
   /** cross-field rules: [field inside the section, problem] or null */
   check?: (cfg: C, sizes: ModelSizes) => [string, string] | null;
 }
@@ -67,6 +73,11 @@ export const POOLED: Pick<Objective<{ name: string }>, 'needs' | 'mixtureTokens'
   imageVectors: (img) => l2normalize(img.image!),
   similarity: (img, txt) => tf.matMul(l2normalize(img.image!), l2normalize(txt.text!), false, true),
 };
+
+/** The tower outputs an objective reads under a config. */
+export function needsOf<C extends { name: string }>(o: Objective<C>, cfg: C): TowerNeeds {
+  return typeof o.needs === 'function' ? o.needs(cfg) : o.needs;
+}
 
 /** A learnable scalar's spec: stored as given (a log for a scale), never weight-decayed. */
 export function scalarSpec(value: number): ParamSpecs[string] {

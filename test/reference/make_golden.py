@@ -20,7 +20,8 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
-from towers import END_ID, clip, image_tower, lixp, llip, siglip, text_tower
+from towers import (END_ID, clip, covariance_spectrum, effective_rank, image_tower, lixp, llip, llip_loss,
+                    siglip, text_tower)
 
 torch.set_default_dtype(torch.float64)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -228,6 +229,62 @@ def llip_case():
 # ---------------------------------------------------------------- few-shot (issue 12)
 
 
+def llip_paper_cases():
+    """Llip as the paper defines it (towers.llip_mix): per-token W_K, W_V [T, W, E], the query from
+    the pre-projection text feature g, target z' = g W_T, optional LayerNorm on K, Q, V; one case per
+    mixing (the rungs of Figure 3) and one with more tokens than K (Figure 7's patch tokens).
+    Gradients of every input, W_T through z'. Its own generator."""
+    rng = np.random.default_rng(17)
+    cases = []
+    for mixing, T, norm, tau in [("text", 3, True, 2.0), ("text", 5, False, 0.7), ("learned", 4, True, 5.0),
+                                 ("average", 3, False, 5.0), ("first", 3, False, 5.0)]:
+        B, W, Dt, E, M = 4, 6, 5, 8, 2
+        h = t(rng.normal(size=(B, T, W))).requires_grad_()
+        g = t(rng.normal(size=(B, Dt))).requires_grad_()
+        wt = t(rng.normal(size=(Dt, E)) / math.sqrt(Dt)).requires_grad_()
+        w = {"wv": t(rng.normal(size=(T, W, E)) / math.sqrt(W)), "wo": t(rng.normal(size=(E, E)) / math.sqrt(E))}
+        if mixing in ("text", "learned"):
+            w["wk"] = t(rng.normal(size=(T, W, E)) / math.sqrt(W))
+        if mixing == "text":
+            w["wq"] = t(rng.normal(size=(Dt, E)) / math.sqrt(Dt))
+        if mixing == "learned":
+            w["query"] = t(rng.normal(size=(1, E)))
+        if norm:
+            for n in (["kn", "qn", "vn"] if mixing in ("text", "learned") else ["vn"]):
+                w[n] = (t(1 + 0.1 * rng.normal(size=E)), t(0.1 * rng.normal(size=E)))
+        flat = {k: x for k, x in w.items() if not isinstance(x, tuple)}
+        flat.update({f"{k}.{s}": x[i] for k, x in w.items() if isinstance(x, tuple) for i, s in enumerate("gb")})
+        for x in flat.values():
+            x.requires_grad_()
+        log_scale = torch.tensor(math.log(4.0), requires_grad=True)
+        bias = torch.tensor(-1.5, requires_grad=True)
+        loss, z = llip_loss(h, g, g @ wt, w, log_scale, bias, M, tau, mixing)
+        names = list(flat)
+        inputs = [h, g, wt] + [flat[n] for n in names] + [log_scale, bias]
+        grads = torch.autograd.grad(loss, inputs)
+        cases.append({
+            "mixing": mixing, "heads": M, "tau": tau, "tokens": h.tolist(), "g": g.tolist(), "wt": wt.tolist(),
+            "params": {n: flat[n].tolist() for n in names} | {"logScale": log_scale.item(), "bias": bias.item()},
+            "z": z.tolist(), "loss": loss.item(),
+            "grads": {n: x.tolist() for n, x in zip(["tokens", "g", "wt"] + names + ["logScale", "bias"], grads)},
+        })
+    return cases
+
+
+def spectrum_cases():
+    """covariance_spectrum and effective_rank on an anisotropic cloud, a rank-deficient one (N < D)
+    and one with a nearly collapsed direction. Its own generator."""
+    rng = np.random.default_rng(19)
+    cases = []
+    for N, D, kind in [(50, 8, "anisotropic"), (6, 10, "rank-deficient"), (40, 16, "collapsed")]:
+        x = rng.normal(size=(N, D)) * np.linspace(3.0, 0.2, D)
+        if kind == "collapsed":
+            x[:, -1] = 1e-3 * rng.normal(size=N) + 0.5 * x[:, 0]
+        s = covariance_spectrum(t(x))
+        cases.append({"kind": kind, "x": x.tolist(), "singularValues": s.tolist(), "effectiveRank": effective_rank(s)})
+    return cases
+
+
 def _unit(x):
     return F.normalize(x, dim=1)
 
@@ -355,6 +412,8 @@ def main():
         "llip": llip_case(),
         "fewshot": fewshot_case(),
         "probe": probe_case(),
+        "llipPaper": llip_paper_cases(),
+        "spectrum": spectrum_cases(),
     }
     path = os.path.join(HERE, "golden.json")
     tmp = path + ".tmp"

@@ -1,7 +1,8 @@
 """The lab's two towers and losses in PyTorch, written from the math, never from
 the TS code: conv2d patch embedding, F.embedding lookup, F.layer_norm, softmax
 attention, quick GELU, MAP pooling, end-of-text pooling, SigLIP and CLIP losses,
-and the LIxP and Llip losses (lib/lixp.ts, lib/llip.ts).
+and the LIxP and Llip losses (lib/objectives/lixp.ts, lib/objectives/llip-mix.ts), the
+covariance spectrum and effective rank (lib/eval/spectrum.ts).
 
 Shared by test/reference/make_golden.py (float64 golden values) and
 bench/torch_bench.py (the PyTorch side of `npm run bench`, float32); the dtype
@@ -106,7 +107,10 @@ def lixp(img, txt, p, alpha):
 
 
 def llip(mix, cap, w, log_scale, bias, heads, tau):
-    """Llip: z_ij = Concat_m(Σ_k softmax_k(q_j·k_ik / tau) v_ik) W_O; SigLIP on cos(z_ij, t_j).
+    """Llip's first form in the lab: one key/value projection shared by all tokens, the caption both
+    query source and target (llip_mix below is the paper's; this equals it with W^k = W for every k and
+    W_T = I, and stays for the first golden case).
+    z_ij = Concat_m(Σ_k softmax_k(q_j·k_ik / tau) v_ik) W_O; SigLIP on cos(z_ij, t_j).
     mix [B, K, D] mixture tokens, cap [Bt, D] raw caption features, w: wq wk wv wo.
     Batched matmuls over heads (einsum's CPU path is ~20x slower at batch 256)."""
     B, K, D = mix.shape
@@ -121,3 +125,58 @@ def llip(mix, cap, w, log_scale, bias, heads, tau):
     cos = (F.normalize(z, dim=-1) * F.normalize(cap, dim=-1)[None]).sum(-1)  # [B, Bt]
     labels = 2 * torch.eye(B) - 1
     return -F.logsigmoid(labels * (cos * log_scale.exp() + bias)).sum() / B, z
+
+
+def llip_mix(h, g, w, heads, tau, mixing="text"):
+    """Llip as the paper and the official code (facebookresearch/Llip, CMP / xAttnPred) define it:
+    per-token key and value projections k_proj, v_proj [T, W, E] applied as h.transpose(0, 1) @ k_proj,
+    the query g @ q_proj from the pre-projection text feature (or one learned query, mixing "learned"),
+    optional nn.LayerNorm(E) on K, Q, V (w["kn"], w["qn"], w["vn"] = (gain, bias)), softmax over the T
+    tokens of (K·Q) / tau with no 1/sqrt(d), heads concatenated and mapped by W_O. "average" and "first"
+    replace the weights by 1/T and a one-hot on token 0.
+    h [B, T, W] tokens, g [Bt, Dt] text features. Returns z [B, Bt, E] (Bt = 1 without text) and
+    phi [B, Bt, M, T]."""
+    B, T, _ = h.shape
+    E = w["wv"].shape[2]
+    dh = E // heads
+
+    def norm(x, key):
+        return F.layer_norm(x, (E,), w[key][0], w[key][1], eps=1e-5) if key in w else x
+
+    V = norm(h.transpose(0, 1) @ w["wv"], "vn")                               # [T, B, E]
+    V = V.view(T, B, heads, dh).permute(1, 2, 0, 3)                           # [B, M, T, dh]
+    if mixing in ("text", "learned"):
+        K = norm(h.transpose(0, 1) @ w["wk"], "kn").view(T, B, heads, dh).permute(1, 2, 0, 3)
+        Q = norm(g @ w["wq"] if mixing == "text" else w["query"], "qn")       # [Bt, E]
+        Q = Q.view(-1, heads, dh)                                             # [Bt, M, dh]
+        logits = torch.einsum("bmtd,jmd->bjmt", K, Q) / tau                   # [B, Bt, M, T]
+        phi = torch.softmax(logits, dim=-1)
+    elif mixing == "average":
+        phi = torch.full((B, 1, heads, T), 1.0 / T)
+    else:
+        phi = F.one_hot(torch.zeros(B, 1, heads, dtype=torch.long), T).to(h.dtype)
+    z = torch.einsum("bjmt,bmtd->bjmd", phi, V).reshape(B, phi.shape[1], E) @ w["wo"]
+    return z, phi
+
+
+def llip_loss(h, g, zt, w, log_scale, bias, heads, tau, mixing="text"):
+    """Eq. 3: SigLIP over exp(log_scale)·cos(z_ij, z'_j) + bias, z'_j = zt[j] = g_j W_T."""
+    z, phi = llip_mix(h, g, w, heads, tau, mixing)
+    cos = (F.normalize(z, dim=-1) * F.normalize(zt, dim=-1)[None]).sum(-1)  # [B, Bt]
+    labels = 2 * torch.eye(h.shape[0]) - 1
+    return -F.logsigmoid(labels * (cos * log_scale.exp() + bias)).sum() / h.shape[0], z
+
+
+def covariance_spectrum(x):
+    """Jing et al. 2022 / the Llip paper's Figure 5: rows L2-normalised, centred, C = XcᵀXc / (N − 1),
+    C's singular values (torch.linalg.svdvals) in descending order."""
+    xn = F.normalize(x, dim=1)
+    xc = xn - xn.mean(0, keepdim=True)
+    return torch.linalg.svdvals(xc.T @ xc / (x.shape[0] - 1))
+
+
+def effective_rank(s):
+    """exp of the entropy of p = s / Σs (Roy & Vetterli 2007), with 0·log 0 = 0."""
+    p = s / s.sum()
+    p = p[p > 0]
+    return math.exp(-(p * p.log()).sum().item())
