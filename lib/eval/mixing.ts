@@ -42,10 +42,10 @@ export function mixingWeights(model: Model, images: Float32Array, tokens: Int32A
   });
 }
 
-export interface MixingCost {
+export type MixingCost = {
   K: number;
   ms: number; // median forward + backward of the loss alone
-}
+};
 
 /**
  * The objective alone, forward + backward w.r.t. every input, at batch B, token

@@ -65,6 +65,71 @@ export interface LlipParams {
 
 const kindOf = (cfg: LlipMixing): LlipMixingKind => cfg.mixing ?? 'text';
 
+type Saved = (tensors: tf.Tensor[]) => void;
+type GradResult = {
+  value: tf.Tensor;
+  gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+};
+
+/** tf.customGrad with the argument types spelled out (as ops.ts does). */
+function withGrad<F>(f: (...args: never[]) => GradResult): F {
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as F;
+}
+
+/** `x` [N, 1] repeated along a new last axis of size n: [N, n], by a rank-1 matmul (wasm broadcasts slowly). */
+function spread(x: tf.Tensor, n: number): tf.Tensor2D {
+  return tf.matMul(tf.reshape(x, [-1, 1]) as tf.Tensor2D, tf.ones([1, n]));
+}
+
+/**
+ * Softmax over the last axis. Same value as tf.softmax; its gradient
+ * dx = y ⊙ (dy − Σ_k dy_k y_k) spreads the row sums with a matmul instead of
+ * wasm's broadcasting multiply, the slowest kernel of the pairwise mixing.
+ */
+const softmaxLast = withGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: Saved) => {
+  const y = tf.softmax(x);
+  save([y]);
+  return {
+    value: y,
+    gradFunc: (dy: tf.Tensor, [ys]: tf.Tensor[]) => [
+      tf.tidy(() => {
+        const T = ys.shape[ys.rank - 1];
+        const yy = tf.reshape(ys, [-1, T]);
+        const dyy = tf.mul(tf.reshape(dy, [-1, T]), yy); // [N, T]
+        const rows = tf.matMul(dyy as tf.Tensor2D, tf.ones([T, 1])); // [N, 1]: Σ_k dy_k y_k
+        return tf.reshape(tf.sub(dyy, tf.mul(spread(rows, T), yy)), ys.shape);
+      }),
+    ],
+  };
+});
+
+/**
+ * cos_ij = ⟨z_ij, t̂_j⟩ / ‖z_ij‖ for z [B, Bt, E] and unit targets t̂ [Bt, E]: [B, Bt].
+ * The value of l2normalize then a dot product, with one hand-written gradient
+ *   ∂cos/∂z_ij = (t̂_j − cos_ij ẑ_ij) / ‖z_ij‖,   ∂cos/∂t̂_j = ẑ_ij
+ * that makes a few passes over the B·Bt·E tensor instead of autodiff's many.
+ */
+const pairCosine = withGrad<(z: tf.Tensor3D, t: tf.Tensor2D) => tf.Tensor2D>(
+  (z: tf.Tensor3D, t: tf.Tensor2D, save: Saved) => {
+    const rn = tf.rsqrt(tf.add(tf.sum(tf.square(z), -1), 1e-12)); // [B, Bt]: 1/‖z_ij‖ (l2normalize's ε)
+    const cos = tf.mul(tf.sum(tf.mul(z, t), -1), rn); // [B, Bt]
+    save([z, t, rn, cos]);
+    return {
+      value: cos,
+      gradFunc: (g: tf.Tensor, [zs, ts, r, c]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [B, Bt, E] = zs.shape;
+          const a = tf.mul(g, r); // [B, Bt]
+          const aE = tf.reshape(spread(a, E), [B, Bt, E]);
+          const bE = tf.reshape(spread(tf.mul(tf.mul(a, c), r), E), [B, Bt, E]);
+          const dz = tf.sub(tf.mul(aE, ts), tf.mul(bE, zs)); // (t̂ − cos ẑ)/‖z‖ · g
+          const dt = tf.sum(tf.mul(aE, zs), 0); // Σ_i g_ij ẑ_ij
+          return [dz, dt];
+        }),
+    };
+  },
+);
+
 /** Does this mixing depend on the caption? */
 export const isTextConditioned = (cfg: LlipMixing) => kindOf(cfg) === 'text';
 
@@ -100,10 +165,11 @@ export function llipQueries(g: tf.Tensor2D, p: LlipParams): tf.Tensor2D {
 function attend(keys: tf.Tensor4D, q: tf.Tensor2D, tau: number): tf.Tensor4D {
   const [M, B, T, dh] = keys.shape;
   const Bt = q.shape[0];
-  const qh = tf.transpose(tf.reshape(q, [Bt, M, dh]), [1, 0, 2]) as tf.Tensor3D; // [M, Bt, dh]
+  // 1/τ on the queries, not on the M·Bt·B·T logits: the same numbers, a far smaller tensor
+  const qh = tf.transpose(tf.reshape(tf.div(q, tau), [Bt, M, dh]), [1, 0, 2]) as tf.Tensor3D; // [M, Bt, dh]
   const k = tf.reshape(keys, [M, B * T, dh]) as tf.Tensor3D;
-  const s = tf.div(tf.matMul(qh, k, false, true), tau); // [M, Bt, B·T]: no 1/√dh (eq. 1)
-  return tf.softmax(tf.reshape(s, [M, Bt, B, T])) as tf.Tensor4D; // over each image's T tokens
+  const s = tf.matMul(qh, k, false, true); // [M, Bt, B·T]: ⟨Q, K⟩/τ, no 1/√dh (eq. 1)
+  return softmaxLast(tf.reshape(s, [M, Bt, B, T])) as tf.Tensor4D; // over each image's T tokens
 }
 
 /** The text-free weights of the first three rungs: Φ [M, 1, B, T]. */
@@ -221,10 +287,7 @@ export function llipForward(
   const t = l2normalize(zt); // ẑ'_j [Bt, E]
   let cos: tf.Tensor2D; // [B, Bt]: ⟨ẑ_ij, ẑ'_j⟩
   if (phi.shape[1] === 1) cos = tf.matMul(l2normalize(tf.reshape(z, [B, E])), t, false, true);
-  else {
-    const zn = tf.reshape(l2normalize(tf.reshape(z, [B * B, E]) as tf.Tensor2D), [B, B, E]);
-    cos = tf.sum(tf.mul(zn, t), -1) as tf.Tensor2D;
-  }
+  else cos = pairCosine(z, t);
   return { loss: sigmoidPairLoss(cos, p.logScale, p.bias), phi };
 }
 

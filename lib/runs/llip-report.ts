@@ -1,0 +1,127 @@
+/**
+ * What notebooks 03 and 04 read back: the Llip grids' results tables summarised
+ * over seeds (or null with the command that makes them), the ladder rung a run's
+ * objective section stands for, the paper's reported numbers, and the spectrum
+ * of one run at each of its checkpoints.
+ */
+import * as fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { covarianceSpectrum, effectiveRank, spectrumFeatures } from '../eval/spectrum';
+import type { Model } from '../objectives/model';
+import { labPath } from '../paths';
+import { type Checkpoint, CheckpointError, listCheckpoints, readCheckpoint } from './checkpoint';
+import { loadResults, RESULTS_DIR, summarise } from './results';
+
+/** The rungs of the paper's Figure 3 as the lab runs them (llip-ladder grid), in order. */
+export const LADDER = [
+  'SigLIP (MAP pooling)',
+  'SigLIP (one token)',
+  '+ registers',
+  '+ average',
+  '+ learned average',
+  'Llip',
+] as const;
+
+/**
+ * The rung an objective section stands for (an object, or the JSON text the
+ * results table stores for an object-valued axis).
+ */
+export function rungLabel(objective: unknown): string {
+  const o = (typeof objective === 'string' ? JSON.parse(objective) : objective) as {
+    name: string;
+    mixing?: string;
+    mixtureTokens?: number;
+  };
+  if (o.name !== 'llip') return o.name === 'siglip' ? LADDER[0] : o.name;
+  if (o.mixing === 'first') return o.mixtureTokens === 1 ? LADDER[1] : LADDER[2];
+  return { average: LADDER[3], learned: LADDER[4], text: LADDER[5] }[o.mixing ?? 'text'] ?? 'Llip';
+}
+
+/** Numbers the Llip paper reports (ViT-B/32 on MetaCLIP data, Table 1; τ = 5, K = 64). */
+export const LLIP_PAPER = {
+  table1: {
+    siglip: { zeroShot22: 63.5, imagenet: 67.3 },
+    llip64: { zeroShot22: 67.5, imagenet: 70.4 },
+  },
+  figure3: 'registers ≈ SigLIP; + average: a large gain; learned average ≈ average; Llip best',
+  figure6a: 'ImageNet zero-shot rises with K (1 … 64) at τ = 8',
+  figure6b: 'robust over τ at K = 64, degrades for large τ',
+  figure7: 'patch tokens in the cross-attention help less than more mixture tokens (τ = 1)',
+  figure5: 'Llip’s spectrum decays slowest, then learned average, then SigLIP',
+};
+
+/** One summary row: the group's axis values, then mean ± 95% CI over seeds. */
+export type SummaryRow = Record<string, unknown> & {
+  mean: number;
+  std: number;
+  n: number;
+  ci95: number;
+};
+
+/**
+ * Mean ± 95% CI over seeds of `metric` by the grid's `by` columns, from
+ * data/results/<grid>.arrow, or null when the grid has not been run.
+ */
+export function gridSummary(
+  grid: string,
+  by: string[],
+  metric: string,
+  dir = RESULTS_DIR,
+): SummaryRow[] | null {
+  const table = loadResults(grid, dir);
+  if (!table) return null;
+  return summarise(table, by, metric).objects() as SummaryRow[];
+}
+
+/** Does data/results hold this grid's table? */
+export const hasGrid = (grid: string, dir = RESULTS_DIR) =>
+  fs.existsSync(labPath(`${dir}/${grid}.arrow`));
+
+export interface CheckpointSpectrum {
+  step: number;
+  singularValues: Float32Array;
+  effectiveRank: number;
+}
+
+/** The numbered checkpoints of `dir` written by a run of `config` (others skipped), oldest first. */
+function checkpointsOf(dir: string, config: unknown): Checkpoint[] {
+  const files = listCheckpoints(labPath(dir)).filter((f) => /ckpt-\d+\.bin$/.test(f));
+  const out: Checkpoint[] = [];
+  for (const f of files.reverse()) {
+    try {
+      out.push(readCheckpoint(f, config)); // a leftover of another run's config throws
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+    }
+  }
+  return out;
+}
+
+/**
+ * The covariance spectrum of `model`'s visual features on `images`, with the
+ * weights of each numbered checkpoint in `dir` that a run of `config` wrote
+ * (oldest first); the model's own weights are put back afterwards.
+ */
+export function checkpointSpectra(
+  model: Model,
+  dir: string,
+  config: unknown,
+  images: Float32Array,
+): CheckpointSpectrum[] {
+  const saved = Object.fromEntries(Object.entries(model.params).map(([n, v]) => [n, tf.clone(v)]));
+  const out = checkpointsOf(dir, config).map((ck) => {
+    const file = ck.file;
+    for (const [n, v] of Object.entries(model.params)) {
+      const t = ck.tensors.get(`param/${n}`);
+      if (!t) throw new Error(`${file}: no parameter '${n}'`);
+      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
+    }
+    const x = spectrumFeatures(model, images);
+    const s = covarianceSpectrum(x);
+    x.dispose();
+    return { step: ck.step, singularValues: s, effectiveRank: effectiveRank(s) };
+  });
+  for (const [n, v] of Object.entries(model.params)) v.assign(saved[n]);
+  tf.dispose(Object.values(saved));
+  return out;
+}
