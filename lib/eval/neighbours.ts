@@ -17,78 +17,72 @@ export interface Neighbours {
   sim: Float32Array;
 }
 
-/** Is neighbour (va, ia) worse than (vb, ib)? Lower similarity, or equal and a later column. */
-const worse = (va: number, ia: number, vb: number, ib: number) => va < vb || (va === vb && ia > ib);
+/** Are the kk values of row i strictly decreasing (no tie, sorted)? */
+function strictlyDecreasing(v: ArrayLike<number>, i: number, kk: number): boolean {
+  for (let r = i * kk + 1; r < i * kk + kk; r++) if (!(v[r - 1] > v[r])) return false;
+  return true;
+}
 
-/** Restores the heap val/idx[o … o+size) below slot p (root = the worst kept neighbour). */
-function siftDown(val: Float32Array, idx: Int32Array, o: number, p: number, size: number): void {
-  const v = val[o + p];
-  const i = idx[o + p];
-  for (;;) {
-    let c = 2 * p + 1;
-    if (c >= size) break;
-    if (c + 1 < size && worse(val[o + c + 1], idx[o + c + 1], val[o + c], idx[o + c])) c++;
-    if (!worse(val[o + c], idx[o + c], v, i)) break;
-    val[o + p] = val[o + c];
-    idx[o + p] = idx[o + c];
-    p = c;
+/** Insertion sort of sim/idx[o … o+g) by similarity, then index (cheap: nearly sorted already). */
+function sortRun(sim: Float32Array, idx: Int32Array, o: number, g: number): void {
+  for (let p = o + 1; p < o + g; p++) {
+    const [x, j] = [sim[p], idx[p]];
+    let q = p;
+    for (; q > o && (sim[q - 1] < x || (sim[q - 1] === x && idx[q - 1] > j)); q--) {
+      sim[q] = sim[q - 1];
+      idx[q] = idx[q - 1];
+    }
+    sim[q] = x;
+    idx[q] = j;
   }
-  val[o + p] = v;
-  idx[o + p] = i;
 }
 
 /**
- * The k best of row a[r … r+S) into val/idx[o … o+k), best first: a size-k heap
- * whose root is the worst kept neighbour, then heapsort.
+ * Row i exactly, from topk's k + 1 values (a multiset no tie order changes):
+ * with t the k-th best value, the columns above t are topk's (re-sorted by
+ * similarity, then index); if the (k+1)-th value is t too, the places left
+ * go to the columns equal to t in index order, read from the row `a`.
  */
-function topOfRow(
-  a: Float32Array,
-  r: number,
-  S: number,
-  k: number,
-  val: Float32Array,
-  idx: Int32Array,
-  o: number,
-) {
-  for (let j = 0; j < k; j++) {
-    val[o + j] = a[r + j];
-    idx[o + j] = j;
-  }
-  for (let p = (k >> 1) - 1; p >= 0; p--) siftDown(val, idx, o, p, k);
-  for (let j = k; j < S; j++) {
-    if (!(a[r + j] > val[o])) continue; // an equal later column is worse than the root
-    val[o] = a[r + j];
-    idx[o] = j;
-    siftDown(val, idx, o, 0, k);
-  }
-  for (let end = k - 1; end > 0; end--) {
-    const v = val[o + end]; // the root (the worst left) goes to the back
-    const i = idx[o + end];
-    val[o + end] = val[o];
-    idx[o + end] = idx[o];
-    val[o] = v;
-    idx[o] = i;
-    siftDown(val, idx, o, 0, end);
-  }
-}
-
-/** Does row i of the k' = `kk` sorted values hold two equal values, or ones out of order? */
-function hasTieOrDisorder(
-  v: Float32Array | Int32Array | Uint8Array,
+function exactRow(
+  v: ArrayLike<number>,
+  ix: ArrayLike<number>,
   i: number,
   kk: number,
-): boolean {
-  for (let r = i * kk + 1; r < i * kk + kk; r++) if (!(v[r - 1] > v[r])) return true;
-  return false;
+  k: number,
+  row: () => Float32Array,
+  out: Neighbours,
+): void {
+  const [o, b] = [i * k, i * kk];
+  let sorted = true; // topk sorts values; only equal ones may come in any order
+  for (let r = b + 1; r < b + kk; r++) sorted &&= v[r - 1] >= v[r];
+  const vals = sorted ? v : Array.from({ length: kk }, (_, r) => v[b + r]).sort((x, y) => y - x);
+  const at = sorted ? b : 0;
+  const t = vals[at + k - 1];
+  const boundary = kk > k && vals[at + k] === t;
+  let g = 0;
+  for (let r = 0; r < kk && g < k; r++)
+    if (v[b + r] > t || (!boundary && v[b + r] === t)) {
+      out.sim[o + g] = v[b + r];
+      out.index[o + g++] = ix[b + r];
+    }
+  sortRun(out.sim, out.index, o, g);
+  if (g === k) return;
+  const a = row();
+  const S = a.length / out.n;
+  for (let j = 0; j < S && g < k; j++)
+    if (a[i * S + j] === t) {
+      out.sim[o + g] = t;
+      out.index[o + g++] = j;
+    }
 }
 
 /**
- * The k most similar columns of each row of `affinity` [N, S]. Ties in
- * similarity go to the lower column index. TF.js's topk (fast, native to the
- * backend) does not promise an order among equal values, so it is asked for
- * one neighbour more; a row whose k + 1 best values are not strictly
- * decreasing (duplicate support images tie exactly: the pools draw with
- * replacement) is redone exactly in JavaScript.
+ * The k most similar columns of each row of `affinity` [N, S], most similar
+ * first; ties in similarity go to the lower column index. TF.js's topk (native
+ * to the backend) does not promise an order among equal values, so it is asked
+ * for one neighbour more, and a row whose k + 1 best values are not strictly
+ * decreasing (duplicate support images tie exactly; the pools draw with
+ * replacement) is put right by `exactRow`.
  */
 export function nearestNeighbours(affinity: tf.Tensor2D, k: number): Neighbours {
   const [n, S] = affinity.shape;
@@ -98,21 +92,21 @@ export function nearestNeighbours(affinity: tf.Tensor2D, k: number): Neighbours 
   const top = tf.topk(affinity, kk);
   const [v, ix] = [top.values.dataSync(), top.indices.dataSync()];
   tf.dispose([top.values, top.indices]);
-  const index = new Int32Array(n * k);
-  const sim = new Float32Array(n * k);
+  const out = { n, k, index: new Int32Array(n * k), sim: new Float32Array(n * k) };
   let a: Float32Array | null = null;
+  const row = () => {
+    a ??= affinity.dataSync() as Float32Array;
+    return a;
+  };
   for (let i = 0; i < n; i++) {
-    if (hasTieOrDisorder(v, i, kk)) {
-      a ??= affinity.dataSync() as Float32Array;
-      topOfRow(a, i * S, S, k, sim, index, i * k);
+    if (!strictlyDecreasing(v, i, kk)) {
+      exactRow(v, ix, i, kk, k, row, out);
       continue;
     }
-    for (let r = 0; r < k; r++) {
-      sim[i * k + r] = v[i * kk + r];
-      index[i * k + r] = ix[i * kk + r];
-    }
+    out.index.set(ix.subarray(i * kk, i * kk + k), i * k);
+    out.sim.set(v.subarray(i * kk, i * kk + k), i * k);
   }
-  return { n, k, index, sim };
+  return out;
 }
 
 /**

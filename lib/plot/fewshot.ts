@@ -122,6 +122,7 @@ export interface ModelRows {
   rows: FewShotRow[];
 }
 
+const TRAINING_FREE = (m: FewShotMethod) => m !== 'zero-shot' && m !== 'linear-probe';
 const pct = (x: number) => (100 * x).toFixed(1);
 const signed = (x: number) => `${x >= 0 ? '+' : '−'}${pct(Math.abs(x))}`;
 
@@ -133,8 +134,9 @@ function cell(m: ModelRows, method: FewShotMethod, k: number): FewShotRow | unde
 /**
  * The LIxP paper's Table 1 shape at `k` shots: methods as rows, models as
  * columns (accuracy in %, mean ± 95% CI), each model after the first with its
- * gain over the first, and a last row of the average gain over the few-shot
- * methods (zero-shot left out, as in the paper).
+ * gain over the first, and a last row of the average gain over the
+ * training-free few-shot methods (as in the paper: zero-shot and the trained
+ * linear probe left out).
  */
 export function table1Rows(models: ModelRows[], opts: { k: number }): Record<string, string>[] {
   const methods = [...new Set(models.flatMap((m) => m.rows.map((r) => r.method)))];
@@ -148,7 +150,7 @@ export function table1Rows(models: ModelRows[], opts: { k: number }): Record<str
       const c = cell(m, method, opts.k);
       row[m.name] = c ? `${pct(c.mean)} ± ${pct(c.ci95)}` : '';
       row[`${m.name} gain`] = b && c ? signed(c.mean - b.mean) : '';
-      if (b && c && method !== 'zero-shot') gains[j].push(c.mean - b.mean);
+      if (b && c && TRAINING_FREE(method)) gains[j].push(c.mean - b.mean);
     });
     return row;
   });

@@ -6,6 +6,7 @@
  * exactly max(shots) would make every episode at that k the same set). Prints each run's suite average (method × k,
  * mean ± 95% CI over episodes), writes <run>/fewshot.json and a figure per run,
  * and with several runs the LIxP paper's Table 1 shape at k shots (first run = baseline).
+ * `--reuse` reads a run's fewshot.json instead when its shots, episodes and pool match.
  */
 import { parseArgs } from 'node:util';
 import { initBackend } from '../backend/index';
@@ -18,13 +19,14 @@ import {
 } from '../plot/fewshot';
 import { closeExporter, figurePath, savePng } from '../plot/plot';
 import { showTable } from '../plot/table';
-import { fewShotRun } from './fewshot-run';
+import { fewShotRun, readFewShotReport } from './fewshot-run';
 
 const OPTIONS = {
   episodes: { type: 'string' },
   shots: { type: 'string' },
   k: { type: 'string' },
   support: { type: 'string' },
+  reuse: { type: 'boolean' },
   names: { type: 'string' },
   png: { type: 'string' },
 } as const;
@@ -46,34 +48,38 @@ export async function fewShotCli(argv: string[]): Promise<number> {
   const names = v.names?.split(',') ?? [];
   const info = await initBackend();
   console.log(`[fewshot] backend: ${info.description}`);
-  const models: ModelRows[] = [];
+  const support = Number(v.support ?? 2 * Math.max(...shots));
+  const models: (ModelRows & { file: string })[] = [];
   for (const [i, dir] of dirs.entries()) {
-    const support = Number(v.support ?? 2 * Math.max(...shots));
     const over = { eval: { supportPerClass: support, shots, episodes } };
-    const r = fewShotRun(dir, over);
+    const old = v.reuse ? readFewShotReport(dir) : null;
+    const same =
+      old &&
+      JSON.stringify([old.settings.shots, old.settings.episodes, old.support]) ===
+        JSON.stringify([shots, episodes, support]);
+    const r = same ? old : fewShotRun(dir, over);
     const name = names[i] ?? r.objective;
-    models.push({ name, method: r.objective, rows: r.suite });
+    models.push({ name, method: r.objective, rows: r.suite, file: `${v.png}-${i}` });
+    const how = same ? 'reused' : `${r.seconds.toFixed(1)} s`;
     showTable(shotsTableRows(r.suite), {
-      title: `${name} (${dir}, step ${r.step}): suite average, accuracy % (mean ± 95% CI over ${episodes} episodes); ${r.seconds.toFixed(1)} s`,
+      title: `${name} (${dir}, step ${r.step}): suite average, accuracy % (mean ± 95% CI over ${episodes} episodes, ${support} support images per class); ${how}`,
     });
-    if (v.png)
-      await savePng(
-        fewShotFigure(r.suite, {
-          title: `${name}: few-shot accuracy averaged over the task suite`,
-        }),
-        figurePath(`${v.png}-${i}`),
-      );
   }
-  if (models.length > 1) {
-    const k = Number(v.k ?? 16);
+  const k = Number(v.k ?? 16);
+  if (models.length > 1)
     showTable(table1Rows(models, { k }), {
       title: `Table 1 shape at k = ${k} (accuracy %, gain over ${models[0].name})`,
     });
-    if (v.png)
-      await savePng(
-        table1Figure(models, { k, title: `Suite average at ${k} shots per class` }),
-        figurePath(`${v.png}-table1`),
-      );
+  // figures last: a browser left idle through minutes of blocking compute may be gone
+  if (v.png) {
+    for (const m of models) {
+      const title = `${m.name}: few-shot accuracy averaged over the task suite`;
+      await savePng(fewShotFigure(m.rows, { title }), figurePath(m.file));
+    }
+    if (models.length > 1) {
+      const title = `Suite average at ${k} shots per class`;
+      await savePng(table1Figure(models, { k, title }), figurePath(`${v.png}-table1`));
+    }
   }
   await closeExporter();
   return 0;

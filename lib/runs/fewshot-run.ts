@@ -50,6 +50,8 @@ export function loadRun(dir: string, evalOverrides: DeepPartial<ExperimentConfig
 
 export interface FewShotReport {
   run: string;
+  /** support images per class in each task's pool */
+  support: number;
   /** the run's objective (its colour key in figures) */
   objective: string;
   step: number;
@@ -76,6 +78,7 @@ export function fewShotRun(
     const seconds = (performance.now() - t0) / 1000;
     const report = {
       run: dir,
+      support: run.config.eval.supportPerClass,
       objective: run.config.objective.name,
       step: run.step,
       seconds,
@@ -89,4 +92,10 @@ export function fewShotRun(
   } finally {
     disposeParams(run.model.params);
   }
+}
+
+/** A run's fewshot.json, or null when it has none. */
+export function readFewShotReport(dir: string): FewShotReport | null {
+  const file = path.join(labPath(dir), 'fewshot.json');
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
 }
