@@ -108,7 +108,7 @@ function otherTable(r: BenchResult): string {
     `| zero-shot over the cache (8 classes × 3 prompts) | ${f0(e.zeroShotMs)} |`,
     `| few-shot prototypes over the cache (k = 1, 2, 4, 8, 16; 5 episodes) | ${f0(e.fewShotMs)} |`,
     `| **zero-shot + few-shot evaluation** | **${f0(e.evalMs)}** |`,
-    `| **training-free few-shot suite** over the cache (zero-shot, prototype, Tip-Adapter default and cross-validated, 3 kNN votes; k = ${e.suiteShots.join(', ')}; ${e.suiteEpisodes} episodes) | **${f0(e.suiteMs)}** |`,
+    `| **training-free few-shot suite** over the cache (zero-shot, prototype, Tip-Adapter default and cross-validated, 3 kNN votes; k = ${e.suiteShots.join(', ')}; ${e.suiteEpisodes} episode${e.suiteEpisodes === 1 ? '' : 's'}) | **${f0(e.suiteMs)}** |`,
     `| linear probe on the same draws (5-fold CV over 5 λ + final fit, 300 steps each) | ${f0(e.probeMs)} |`,
   ];
   if (r.figure) {
