@@ -33,6 +33,7 @@ import {
   runExperiment,
   trainExperiment,
 } from '../lib/runs/experiment';
+import { LADDER, rungLabel } from '../lib/runs/llip-report';
 import { assertClose, loadGolden, setup, tensorOf } from './helpers';
 
 before(setup);
@@ -309,4 +310,10 @@ test('Jacobi eigenvalues: a rotated diagonal; effective rank bounds', () => {
   assertClose(eig, d, 'eigenvalues', 1e-15, 1e-9);
   assert.equal(effectiveRank(Float32Array.from([1, 0, 0])), 1);
   assertClose(effectiveRank(Float32Array.from([2, 2, 2, 2])), 4, 'flat spectrum', 0, 1e-12);
+});
+
+test('every rung of the llip-ladder grid has its own label, in the paper’s order', () => {
+  const ladder = require('../sweeps/llip-ladder.ts').default as { axes: { objective: unknown[] } };
+  const labels = ladder.axes.objective.map((o) => rungLabel(JSON.stringify(o)));
+  assert.deepEqual(labels, [...LADDER]);
 });

@@ -1,7 +1,8 @@
 /**
- * A heat-map in the lab's plotting style (plot.ts): rows top to bottom as given,
- * one colour scale with its title. Introduced in notebook 03 for Llip's mixing
- * weights Φ (captions or heads × tokens).
+ * Colour scales in the lab's plotting style (plot.ts): a heat-map (rows top to
+ * bottom as given, one colour scale with its title; notebook 03 for Llip's
+ * mixing weights Φ), and line series shaded along a sequence (checkpoints,
+ * K, τ; notebook 04), where per-method colours do not apply.
  */
 import { type Figure, lineFigure, type Titles } from './plot';
 
@@ -38,4 +39,28 @@ export function heatmapFigure(o: HeatmapOptions): Figure {
       yaxis: { ...base.yaxis, type: 'category', autorange: 'reversed', showgrid: false },
     },
   };
+}
+
+/** Viridis at nine evenly spaced stops (dark = first, yellow = last). */
+const VIRIDIS = [
+  '#440154',
+  '#472d7b',
+  '#3b528b',
+  '#2c728e',
+  '#21918c',
+  '#28ae80',
+  '#5ec962',
+  '#addc30',
+  '#fde725',
+];
+
+/** The figure with its traces recoloured in order along viridis (first dark, last yellow). */
+export function shadeSeries(fig: Figure): Figure {
+  const n = fig.data.length;
+  const data = fig.data.map((t, i) => {
+    const color = VIRIDIS[n < 2 ? 0 : Math.round((i / (n - 1)) * (VIRIDIS.length - 1))];
+    const line = (t as { line?: object }).line ?? {};
+    return { ...t, line: { ...line, color }, marker: { color } };
+  });
+  return { data, layout: fig.layout };
 }
