@@ -25,6 +25,7 @@ import { createModel } from '../lib/objectives/model';
 import { createAdamState, disposeAdamState } from '../lib/train/optim';
 import { type CaseResult, compareCase, type Plan } from './compare';
 import { type FigureTimes, timeEvaluation, timeFigureExport } from './extras';
+import { timeLlipSteps } from './llip';
 import { LOSS_SHAPE, type LossShape, timeLossesLab } from './losses';
 import { kernelSetsAB, labStep, profileStep } from './profile';
 import { type BenchResult, gitCommit, machine, markdown, versions, writeResult } from './report';
@@ -138,6 +139,9 @@ async function main(): Promise<void> {
   const profiles = [];
   for (const c of cases) profiles.push(await profileCase(c, world));
   const kernels = kernelsCase(cases.find((k) => k.key === 'lab') ?? cases[0], world, info.native);
+  const llipCase = cases.find((k) => k.key === 'lab') ?? cases[0];
+  console.log(`[bench] Llip training steps, ${llipCase.label}`);
+  const llip = timeLlipSteps(llipCase, world, SMOKE ? [4] : [8, 32, 64], SMOKE ? 1 : 5);
   const model = evalModel(world, cases);
   const evaluation = timeEvaluation(model, world, CACHE_IMAGES, SMOKE ? 1 : 5);
   disposeParams(model.params);
@@ -156,6 +160,7 @@ async function main(): Promise<void> {
     profiles,
     kernels,
     losses,
+    llip,
     evaluation,
     figure,
     runtimeS: (performance.now() - start) / 1000,

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CaseResult } from './compare';
 import type { EvalTimes, FigureTimes } from './extras';
+import type { LlipStepTime } from './llip';
 import type { LossShape, LossTimes } from './losses';
 import { formatProfile, type KernelSetsAB, type StepProfile } from './profile';
 
@@ -23,6 +24,7 @@ export interface BenchResult {
   profiles: { model: string; steps: StepProfile }[];
   kernels: KernelSetsAB | null;
   losses: { shape: LossShape; reps: number; lab: LossTimes; torch: Record<string, number> } | null;
+  llip?: LlipStepTime[]; // Llip training steps vs K (bench/llip.ts)
   evaluation: EvalTimes;
   figure: FigureTimes | null;
   runtimeS: number;
@@ -157,6 +159,18 @@ function lossesTable(r: BenchResult): string {
   ].join('\n');
 }
 
+function llipTable(r: BenchResult): string {
+  if (!r.llip?.length) return '';
+  const base = r.llip[0].ms;
+  return [
+    'Llip training steps on the `lab` preset vs mixture tokens K (lab only; K = 0 is the SigLIP step of the same towers):',
+    '',
+    '| K | ms/step | × SigLIP step |',
+    '|---|---|---|',
+    ...r.llip.map((s) => `| ${s.K || 'SigLIP'} | ${f0(s.ms)} | ${(s.ms / base).toFixed(2)}× |`),
+  ].join('\n');
+}
+
 export function markdown(r: BenchResult): string {
   const m = r.machine;
   const loss = r.cases
@@ -174,6 +188,8 @@ export function markdown(r: BenchResult): string {
     `Same weights, batches and AdamW schedule on both sides; ${loss}. Peak = ${235} GFLOP/s (matmul peak of this machine).`,
     '',
     lossesTable(r),
+    '',
+    llipTable(r),
     '',
     otherTable(r),
     '',
