@@ -29,6 +29,7 @@ export { Rng } from './rng';
 export * from './runs/checkpoint';
 export * from './runs/experiment';
 export * from './runs/fewshot-run';
+export * from './runs/lixp-report';
 export * from './runs/llip-report';
 export * from './train/loop';
 export * from './train/optim';

@@ -16,6 +16,7 @@ import {
   lixpContext,
   lixpLoss,
 } from '../lib/objectives/lixp';
+import { ablationLabel, LIXP_SLIDES } from '../lib/runs/lixp-report';
 import { assertClose, setup } from './helpers';
 
 before(setup);
@@ -243,4 +244,14 @@ test('separate context: each image attends only to the other half of the batch',
     );
     assert.ok(other.every((v) => v > 0));
   }
+});
+
+test('every variant of the ablation grid has its row of the slides, and labels name one switch', () => {
+  const grid = require('../sweeps/lixp-ablations').default as { axes: { objective: object[] } };
+  const labels = grid.axes.objective.map((o) =>
+    ablationLabel(JSON.stringify({ ...lixp.defaults, ...o })),
+  );
+  assert.equal(new Set(labels).size, labels.length, `labels repeat: ${labels}`);
+  for (const l of labels) assert.ok(l in LIXP_SLIDES, `no slides row for ${l}`);
+  assert.equal(ablationLabel({ name: 'lixp', stopGrad: 'values' }), 'stopGrad=values');
 });

@@ -1,0 +1,111 @@
+/**
+ * What notebook 02 reads back about LIxP: the slides' numbers for every row of
+ * their ablation tables, the label an objective section stands for in those
+ * tables, and the lixp-scale / lixp-ablations grids summarised over seeds
+ * (null when a grid has not been run; notebook 02 then prints the command).
+ */
+import { describeDifference } from '../config/diff';
+import { FEWSHOT_METHODS, type FewShotMethod, type FewShotRow } from '../eval/fewshot-suite';
+import { lixp } from '../objectives/lixp';
+import { gridSummary, type SummaryRow } from './llip-report';
+
+/** Zero-shot / 16-shot of the CVPR slides' ablation tables (ViT-B/16, their benchmark means). */
+export const LIXP_SLIDES: Record<string, { zeroShot: number; shot16: number }> = {
+  siglip: { zeroShot: 51.0, shot16: 60.1 },
+  lixp: { zeroShot: 50.5, shot16: 64.1 },
+  'maskSelf=false': { zeroShot: 50.9, shot16: 60.5 },
+  'alpha=0.95': { zeroShot: 50.8, shot16: 62.5 },
+  'alpha=0.8': { zeroShot: 50.0, shot16: 63.8 },
+  'alpha=0.6': { zeroShot: 48.7, shot16: 61.5 },
+  'temperatures=tau1=tau2': { zeroShot: 47.8, shot16: 61.8 },
+  'temperatures=tau2=tauCtx': { zeroShot: 50.4, shot16: 60.2 },
+  'learnTauCtx=false': { zeroShot: 47.1, shot16: 59.4 },
+  'stopGrad=keys': { zeroShot: 49.6, shot16: 62.7 },
+  'stopGrad=values': { zeroShot: 43.8, shot16: 58.7 },
+  'stopGrad=both': { zeroShot: 44.4, shot16: 56.5 },
+  'memoryNorm=keys': { zeroShot: 46.8, shot16: 57.1 },
+  'memoryNorm=values': { zeroShot: 48.5, shot16: 62.3 },
+  'memoryNorm=both': { zeroShot: 48.3, shot16: 58.2 },
+  'valueHead=linear': { zeroShot: 50.2, shot16: 62.8 },
+  'valueHead=mlp2': { zeroShot: 49.8, shot16: 61.1 },
+  'valueHead=mlp3': { zeroShot: 49.1, shot16: 60.8 },
+  'qkNorm=false': { zeroShot: 48.9, shot16: 61.7 },
+  'residual=true': { zeroShot: 49.2, shot16: 59.2 },
+  'memory=images+texts': { zeroShot: 47.9, shot16: 61.4 },
+  'context=separate': { zeroShot: 48.8, shot16: 63.2 },
+};
+
+/**
+ * The row an objective section stands for: 'siglip', 'lixp' (the paper's method),
+ * or the one field that differs from it ('stopGrad=values'). Accepts the JSON
+ * text the results table stores for an object-valued axis.
+ */
+export function ablationLabel(objective: unknown): string {
+  const o = (typeof objective === 'string' ? JSON.parse(objective) : objective) as {
+    name: string;
+  };
+  if (o.name !== 'lixp') return o.name;
+  const diff = describeDifference({ ...lixp.defaults, ...o }, lixp.defaults, 'a', 'b');
+  if (diff === null) return 'lixp';
+  const field = /at '([^']+)'/.exec(diff)?.[1] ?? '?';
+  return `${field}=${(o as Record<string, unknown>)[field]}`;
+}
+
+/** The training-free methods whose mean is the "16-shot" column (the linear probe is trained). */
+export const TRAINING_FREE: FewShotMethod[] = FEWSHOT_METHODS.filter(
+  (m) => m !== 'zero-shot' && m !== 'linear-probe',
+);
+
+/**
+ * A grid's few-shot curves over seeds, one FewShotRow list per group of `by`
+ * (mean ± 95% CI over seeds of each run's suite average), or null when absent.
+ */
+export function fewShotCurves(
+  grid: string,
+  by: string[],
+  ks = [1, 2, 4, 8, 16, 32, 64],
+): Map<string, FewShotRow[]> | null {
+  const out = new Map<string, FewShotRow[]>();
+  const add = (method: FewShotMethod, k: number, metric: string) => {
+    const rows = gridSummary(grid, by, metric);
+    if (rows === null) return false;
+    for (const r of rows) {
+      const key = by.map((b) => String(r[b])).join(' · ');
+      const list = out.get(key) ?? [];
+      list.push({ task: key, method, k, mean: r.mean, std: r.std, n: r.n, ci95: r.ci95 });
+      out.set(key, list);
+    }
+    return true;
+  };
+  if (!add('zero-shot', 0, 'zeroShot')) return null;
+  for (const m of FEWSHOT_METHODS.filter((x) => x !== 'zero-shot'))
+    for (const k of ks) add(m, k, `fs.${m}.${k}`);
+  return out;
+}
+
+/** Mean over the training-free methods at k shots of one group's curves (the slides' "16-shot"). */
+export function trainingFreeMean(rows: FewShotRow[], k: number): number {
+  const xs = rows.filter((r) => r.k === k && TRAINING_FREE.includes(r.method)).map((r) => r.mean);
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+}
+
+/** Zero-shot and the training-free 16-shot mean of each ablation row, beside the slides'. */
+export function ablationRows(grid = 'lixp-ablations'): Record<string, string>[] | null {
+  const curves = fewShotCurves(grid, ['objective'], [16]);
+  if (!curves) return null;
+  const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '');
+  return [...curves.entries()].map(([objective, rows]) => {
+    const label = ablationLabel(objective);
+    const zs = rows.find((r) => r.method === 'zero-shot');
+    const paper = LIXP_SLIDES[label];
+    return {
+      row: label,
+      'zero-shot (lab)': zs ? `${pct(zs.mean)} ± ${pct(zs.ci95)}` : '',
+      '16-shot (lab)': pct(trainingFreeMean(rows, 16)),
+      'zero-shot (slides)': paper ? paper.zeroShot.toFixed(1) : '',
+      '16-shot (slides)': paper ? paper.shot16.toFixed(1) : '',
+    };
+  });
+}
+
+export type { SummaryRow };
