@@ -4,7 +4,7 @@
 export { type BackendInfo, backendInfo, initBackend } from './backend/index';
 export * from './config/presets';
 export * from './config/schema';
-export { encodePng, imageGrid } from './data/index';
+export { encodePng, GARMENTS, imageGrid, SHAPES } from './data/index';
 export * from './eval/evaluate';
 export * from './eval/fewshot';
 export * from './eval/fewshot-suite';
