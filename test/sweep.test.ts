@@ -20,7 +20,7 @@ import {
   summarise,
   tCritical,
 } from '../lib/runs/results';
-import { expandGrid, type Grid } from '../lib/runs/sweep';
+import { expandGrid, type Grid, specConfig } from '../lib/runs/sweep';
 import siglipVsClip from '../sweeps/siglip-vs-clip';
 import tinyDemo from '../sweeps/tiny-demo';
 
@@ -241,4 +241,10 @@ test('queued sweep: two workers, one killed mid-run, same table as local', {
   assert.ok(local, 'needs the local test first');
   assert.deepEqual(valuesOf(rows), valuesOf(local), 'queued and local results differ');
   for (const p of [b, c, redis]) killGroup(p);
+});
+
+test('an empty object in a grid base is a setting, not nothing (eval.fewShot: {} turns the suite on)', () => {
+  const [spec] = expandGrid({ ...tinyDemo, base: { eval: { fewShot: {} } }, seeds: [0] });
+  assert.deepEqual(spec.sets['eval.fewShot'], {});
+  assert.deepEqual(specConfig(spec).eval.fewShot, {});
 });

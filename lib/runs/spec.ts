@@ -63,12 +63,13 @@ export function configId(cfg: ExperimentConfig): string {
   return createHash('sha256').update(stableJson(cfg)).digest('hex').slice(0, 12);
 }
 
-/** `{a: {b: 1}}` → `{'a.b': 1}`; arrays are leaves (eval.shots is one value). */
+/** `{a: {b: 1}}` → `{'a.b': 1}`; arrays and empty objects are leaves (`eval.fewShot: {}` turns the suite on). */
 export function flatten(x: object, prefix = ''): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(x)) {
     const key = prefix ? `${prefix}.${k}` : k;
-    if (v && typeof v === 'object' && !Array.isArray(v)) Object.assign(out, flatten(v, key));
+    const nested = v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0;
+    if (nested) Object.assign(out, flatten(v, key));
     else out[key] = v;
   }
   return out;
