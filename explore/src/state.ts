@@ -1,0 +1,11 @@
+/** The page's state on `window.__explore` (main.ts keeps it; the browser tests read it). */
+export interface ExploreState {
+  ready: boolean;
+  error: string | null;
+  backend: string | null;
+  view: string | null;
+  loadSeconds: number | null;
+  /** each view's latest numbers, and how many times it reported */
+  results: Record<string, Record<string, unknown>>;
+  versions: Record<string, number>;
+}
