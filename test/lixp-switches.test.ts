@@ -16,7 +16,7 @@ import {
   lixpContext,
   lixpLoss,
 } from '../lib/objectives/lixp';
-import { ablationLabel, LIXP_SLIDES } from '../lib/runs/lixp-report';
+import { ablationLabel, LIXP_SLIDES, shotsToMatch } from '../lib/runs/lixp-report';
 import { assertClose, setup } from './helpers';
 
 before(setup);
@@ -254,4 +254,26 @@ test('every variant of the ablation grid has its row of the slides, and labels n
   assert.equal(new Set(labels).size, labels.length, `labels repeat: ${labels}`);
   for (const l of labels) assert.ok(l in LIXP_SLIDES, `no slides row for ${l}`);
   assert.equal(ablationLabel({ name: 'lixp', stopGrad: 'values' }), 'stopGrad=values');
+});
+
+test('shotsToMatch interpolates in log2(k) and says null when never reached', () => {
+  const row = (k: number, mean: number) => ({
+    task: 's',
+    method: 'prototype' as const,
+    k,
+    mean,
+    std: 0,
+    n: 3,
+    ci95: 0,
+  });
+  const base = [row(1, 0.4), row(2, 0.5), row(4, 0.6), row(8, 0.7)];
+  assertClose(
+    [shotsToMatch(base, [row(8, 0.55)], 'prototype', 8)!],
+    [2 ** 1.5],
+    'between 2 and 4',
+    1e-12,
+    0,
+  );
+  assert.equal(shotsToMatch(base, [row(8, 0.3)], 'prototype', 8), 1);
+  assert.equal(shotsToMatch(base, [row(8, 0.9)], 'prototype', 8), null);
 });

@@ -109,3 +109,27 @@ export function ablationRows(grid = 'lixp-ablations'): Record<string, string>[] 
 }
 
 export type { SummaryRow };
+
+/**
+ * The blog's headline number: how many shots `base` needs to reach `other`'s
+ * accuracy at k shots with `method`, interpolated linearly in log2(k) between the
+ * measured shot counts; null when `base` never reaches it within its range.
+ */
+export function shotsToMatch(
+  base: FewShotRow[],
+  other: FewShotRow[],
+  method: FewShotMethod,
+  k: number,
+): number | null {
+  const target = other.find((r) => r.method === method && r.k === k)?.mean;
+  if (target === undefined) return null;
+  const pts = base.filter((r) => r.method === method && r.k > 0).sort((a, b) => a.k - b.k);
+  for (let i = 0; i < pts.length; i++) {
+    if (pts[i].mean < target) continue;
+    if (i === 0) return pts[0].k;
+    const [a, b] = [pts[i - 1], pts[i]];
+    const f = (target - a.mean) / (b.mean - a.mean);
+    return 2 ** (Math.log2(a.k) + f * (Math.log2(b.k) - Math.log2(a.k)));
+  }
+  return null;
+}
