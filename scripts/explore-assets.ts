@@ -313,6 +313,7 @@ export function assetOptions(
       port: { type: 'string', default: '5173' },
       host: { type: 'string', default: '127.0.0.1' },
       site: { type: 'string', default: 'out/explore/site' },
+      screenshots: { type: 'string' },
     },
   });
   const steps = values.steps === undefined ? undefined : Number(values.steps);

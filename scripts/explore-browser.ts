@@ -39,7 +39,9 @@ export interface Browser {
 }
 
 /** Chromium with a fresh, temporary profile (--user-data-dir), removed on close. */
-export async function launchBrowser(viewport = { width: 1600, height: 1000 }): Promise<Browser> {
+export async function launchBrowser(
+  o: { viewport?: { width: number; height: number }; deviceScaleFactor?: number } = {},
+): Promise<Browser> {
   if (!fs.existsSync(CHROMIUM))
     throw new Error(`${CHROMIUM} not found: apt-get install chromium (or set CHROMIUM_PATH)`);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'lab-chromium-'));
@@ -47,7 +49,8 @@ export async function launchBrowser(viewport = { width: 1600, height: 1000 }): P
     executablePath: CHROMIUM,
     headless: true,
     args: CHROMIUM_FLAGS,
-    viewport,
+    viewport: o.viewport ?? { width: 1600, height: 1000 },
+    deviceScaleFactor: o.deviceScaleFactor ?? 1,
   });
   return {
     context,

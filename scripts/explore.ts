@@ -8,6 +8,7 @@
  *   npm run explore -- --build-only              build and stop (CI; copy out/explore/site anywhere)
  *   npm run explore -- --preset tiny --steps 30  seconds-old models, for a quick look
  *   npm run explore -- --port 8080 --from siglip=out/runs/01-siglip …
+ *   npm run explore -- --screenshots docs        a screenshot of every view (the README's)
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { labPath, repoRoot } from '../lib/paths';
 import { assetOptions, writeExploreAssets } from './explore-assets';
+import { launchBrowser, openExplorer, screenshotViews } from './explore-browser';
 
 /** Builds the page (Vite, in a child process: Vite is ESM-only) into `outDir`; returns seconds. */
 export function buildSite(outDir: string): number {
@@ -104,6 +106,26 @@ export function serverUrl(server: http.Server): string {
   return `http://${a.address}:${a.port}/`;
 }
 
+/** Serves the site on a free port and writes a screenshot of every view into `dir`. */
+async function screenshots(site: string, dir: string): Promise<number> {
+  const server = await serveStatic(site, 0);
+  // laid out at 1600 CSS px, saved at 1000 px wide: the README shows them scaled down anyway
+  const browser = await launchBrowser({ deviceScaleFactor: 0.625 });
+  try {
+    const { page, watch } = await openExplorer(browser, serverUrl(server));
+    const files = await screenshotViews(page, dir);
+    if (watch.errors.length || watch.foreign.length)
+      throw new Error(`the page misbehaved: ${JSON.stringify(watch)}`);
+    console.log(
+      `explore: screenshots ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`,
+    );
+    return 0;
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const o = assetOptions(argv);
   const t0 = performance.now();
@@ -117,6 +139,7 @@ async function main(argv: string[]): Promise<number> {
     `explore: site built in ${buildSeconds.toFixed(1)} s → ${path.relative(process.cwd(), site)}`,
   );
   if (o.rest['build-only']) return 0;
+  if (o.rest.screenshots) return screenshots(site, labPath(String(o.rest.screenshots)));
   const server = await serveStatic(site, Number(o.rest.port), String(o.rest.host));
   console.log(`explore: serving ${serverUrl(server)}  (Ctrl-C stops)`);
   await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));

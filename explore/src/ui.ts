@@ -79,7 +79,11 @@ export function bars(items: Bar[]): HTMLElement {
   for (const b of items) {
     const cls = b.top ? 'top' : '';
     const pct = Math.max(0, Math.min(1, b.value)) * 100;
-    const track = h('div', { class: 'track' }, h('div', { class: 'bar', style: `width:${pct}%` }));
+    const track = h(
+      'div',
+      { class: `track ${cls}`.trim() },
+      h('div', { class: 'bar', style: `width:${pct}%` }),
+    );
     box.append(
       h('span', { class: `${cls} ${b.truth ? 'truth' : ''}`.trim(), role: 'listitem' }, b.label),
       track,

@@ -54,7 +54,7 @@ function build(lab: Lab, report: Report): HTMLElement {
           h(
             'div',
             { class: 'hit' },
-            thumb(lab.galleryBytes, index, 72, items[index].caption),
+            thumb(lab.galleryBytes, index, 56, items[index].caption),
             h('span', {}, sim.toFixed(3)),
           ),
         ),
@@ -130,6 +130,7 @@ function build(lab: Lab, report: Report): HTMLElement {
   const tasks = lab.manifest.tasks.map((t) => ({ value: t.name, label: t.name }));
   const shots = [1, 4, 16].map((k) => ({ value: String(k), label: `${k}-shot` }));
   chosen.className = 'row';
+  chosen.style.flexWrap = 'nowrap';
   const panel = h(
     'section',
     {},
@@ -137,27 +138,36 @@ function build(lab: Lab, report: Report): HTMLElement {
       'Image → neighbours and few-shot',
       'Pick an image (arrow keys move through the gallery). Each model finds its nearest neighbours in the gallery, and classifies it with k labelled support images per class: a class’s prototype is the mean of its support embeddings, and the nearest prototype wins (bars: softmax of t·cos over the classes). New draw picks other support images.',
     ),
-    h('div', { class: 'row' }, h('div', {}, grid.el), chosen),
     h(
       'div',
       { class: 'row' },
-      choice('Task', tasks, state.task, (v) => {
-        state.task = v;
-        update();
-      }),
-      radios('fewshot-k', 'Shots', shots, String(state.k), (v) => {
-        state.k = Number(v);
-        update();
-      }),
+      h('div', {}, grid.el),
       h(
-        'button',
-        {
-          onclick: () => {
-            state.seed++;
+        'div',
+        { class: 'col' },
+        chosen,
+        h(
+          'div',
+          { class: 'row' },
+          choice('Task', tasks, state.task, (v) => {
+            state.task = v;
             update();
-          },
-        },
-        'New draw',
+          }),
+          radios('fewshot-k', 'Shots', shots, String(state.k), (v) => {
+            state.k = Number(v);
+            update();
+          }),
+          h(
+            'button',
+            {
+              onclick: () => {
+                state.seed++;
+                update();
+              },
+            },
+            'New draw',
+          ),
+        ),
       ),
     ),
     h('div', { class: 'row' }, ...columns),

@@ -73,7 +73,7 @@ function build(lab: Lab, report: Report): HTMLElement {
     {},
     ...intro(
       'Spectra of the image features',
-      `Each model embeds the ${lab.manifest.gallery.count} gallery images; rows are L2-normalised and centred, and the singular values of their covariance are plotted largest first (Jacobi eigenvalues in float64). SigLIP, CLIP and LIxP: the pooled image embedding. Llip: its K mixture tokens, each a row, as the Llip paper does. Effective rank = exp(entropy of the normalised values): 1 is one direction, the dimension is a flat spectrum.`,
+      `Each model embeds the ${lab.manifest.gallery.count} gallery images; rows are L2-normalised and centred, and the singular values of their covariance are plotted largest first (Jacobi eigenvalues in float64). SigLIP, CLIP and LIxP: the pooled image embedding. Llip: its K mixture tokens, each a row, as the Llip paper does. Effective rank = exp(entropy of the normalised values): 1 is one direction, the dimension is a flat spectrum. Values below the axis are drawn on it.`,
     ),
     h(
       'div',
