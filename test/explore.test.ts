@@ -264,7 +264,7 @@ test('keyboard: digits switch views, arrows move through tabs and the gallery', 
   assert.equal((await results(page, 'fewshot')).index, 16);
 });
 
-test('offline once loaded: no network, the views still compute', async () => {
+test('offline once loaded: no network, the views still compute, no tensor leaks', async () => {
   await browser.context.setOffline(true);
   try {
     await page.keyboard.press('1');
@@ -272,6 +272,12 @@ test('offline once loaded: no network, the views still compute', async () => {
     const r = await results(page, 'caption');
     assert.equal(r.caption, 'two large green hearts');
     assert.equal((r.scores as number[]).length, manifest.gallery.count);
+    // and no tensor is left behind by a caption (the class texts are cached on first use)
+    const tensors = () => page.evaluate(() => window.__explore.tensors);
+    const before = await tensors();
+    assert.equal(typeof before, 'number');
+    await typeInto(page, 'caption', '#caption-input', 'a tiny yellow sneaker');
+    assert.equal(await tensors(), before, 'tensors leaked by one caption');
   } finally {
     await browser.context.setOffline(false);
   }

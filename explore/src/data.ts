@@ -77,7 +77,12 @@ async function loadModel(
 
 /** Loads the manifest and everything it names from `base` (the site's data/ folder). */
 export async function loadLab(base: string, progress: (msg: string) => void): Promise<Lab> {
-  const manifest = (await (await fetch(`${base}/manifest.json`)).json()) as Manifest;
+  const r = await fetch(`${base}/manifest.json`);
+  if (!r.ok)
+    throw new Error(
+      `${base}/manifest.json: HTTP ${r.status} (build the site with npm run explore)`,
+    );
+  const manifest = (await r.json()) as Manifest;
   const tokenizer = new Tokenizer(vocabularyWords(), manifest.world.contextLength);
   if (tokenizer.vocabSize !== manifest.world.vocabSize)
     throw new Error(

@@ -8,4 +8,6 @@ export interface ExploreState {
   /** each view's latest numbers, and how many times it reported */
   results: Record<string, Record<string, unknown>>;
   versions: Record<string, number>;
+  /** live TF.js tensors (a getter): the models and caches, flat while the page is used */
+  tensors?: number;
 }
