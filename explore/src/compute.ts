@@ -19,7 +19,7 @@ import { mixingWeights } from '../../lib/eval/mixing';
 import { nearestNeighbours } from '../../lib/eval/neighbours';
 import { covarianceSpectrum, effectiveRank, spectrumFeatures } from '../../lib/eval/spectrum';
 import type { TowerOutputs } from '../../lib/model/index';
-import { type LixpConfig, lixpContext } from '../../lib/objectives/lixp';
+import { lixpContext, lixpScalars } from '../../lib/objectives/lixp';
 import { Rng } from '../../lib/rng';
 import { imageRange, type Lab, type LoadedModel, taskPixels } from './data';
 import type { ManifestTask } from './manifest';
@@ -176,14 +176,6 @@ export interface AttentionResult {
   chance: number;
 }
 
-/** log τctx as the LIxP config ties it (scalarsOf in lib/objectives/lixp.ts). */
-function logTauCtxOf(lm: LoadedModel, cfg: LixpConfig): tf.Scalar {
-  const p = lm.model.params;
-  if (cfg.temperatures === 'tau2=tauCtx') return p.logTau2 as tf.Scalar;
-  if (!cfg.learnTauCtx) return tf.scalar(Math.log(cfg.tauCtx));
-  return p.logTauCtx as tf.Scalar;
-}
-
 /** LIxP's context attention over a batch of gallery images (the training-time cross-attention). */
 export function lixpAttention(lab: Lab, lm: LoadedModel, batch: number[]): AttentionResult {
   const cfg = lm.entry.objective;
@@ -191,7 +183,7 @@ export function lixpAttention(lab: Lab, lm: LoadedModel, batch: number[]): Atten
   const captions = batch.map((i) => lab.manifest.gallery.items[i].caption);
   const txt =
     cfg.memory === 'images+texts' ? textSide(lm.model, lab.tokenizer.encodeBatch(captions)) : null;
-  const logTauCtx = logTauCtxOf(lm, cfg);
+  const { logTauCtx } = lixpScalars(lm.model.params, cfg); // tied or frozen as the config says
   const a = tf.tidy(() => {
     const imgRaw = tf.gather(lm.gallery.image!, batch) as tf.Tensor2D;
     const extra = { txtRaw: txt?.text, heads: lm.model.params };

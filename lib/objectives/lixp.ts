@@ -280,7 +280,7 @@ function lixpParamSpecs(cfg: LixpConfig, D: number): ParamSpecs {
 }
 
 /** The five scalars of the loss from the parameters, applying the ties and the frozen τctx. */
-function scalarsOf(p: Params, cfg: LixpConfig): LixpParams {
+export function lixpScalars(p: Params, cfg: LixpConfig): LixpParams {
   const logTau1 = p.logTau1 as tf.Scalar;
   const logTau2 = (cfg.temperatures === 'tau1=tau2' ? p.logTau1 : p.logTau2) as tf.Scalar;
   const logTauCtx =
@@ -310,7 +310,7 @@ export const lixp: Objective<LixpConfig> = {
   params: (cfg, model) => lixpParamSpecs(cfg, model.embedDim),
   loss: (out, p, cfg, info) => {
     checkAlpha(cfg.alpha);
-    const s = scalarsOf(p, cfg);
+    const s = lixpScalars(p, cfg);
     const extra = { txtRaw: out.text, heads: p };
     const { base, ctx, attention } = lixpTerms(out.image!, l2normalize(out.text!), s, cfg, extra);
     const loss = tf.add(tf.mul(base, cfg.alpha), tf.mul(ctx, 1 - cfg.alpha)) as tf.Scalar;
