@@ -170,7 +170,8 @@ async function settled(queue: Queue, id: string, ms = 60_000): Promise<Job> {
     },
     ms,
   );
-  return job as Job;
+  // fetched again: the copy read before getState may predate the completion (no returnvalue yet)
+  return ((await queue.getJob(id)) ?? job) as Job;
 }
 
 /** A worker on `db` of the test's Redis, logging into `lines`, and a queue to feed it. */
