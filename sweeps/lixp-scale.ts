@@ -7,9 +7,9 @@
  * training-free suite (eval.fewShot) at the end of each run.
  * Batch size is not an axis yet: 512 doubles a step's time (measured sizes below),
  * so it waits for a session with the machine to itself.
- * Size (measured on the 2-core machine, load ≈ 2): a `lab` step ≈ 105–135 ms for
- * both objectives at batch 256 and the few-shot suite ≈ 1–1.5 min per run, so a
- * 1500-step run ≈ 4.5 min and a 3000-step one ≈ 8.5 min: ≈ 80 min with one worker.
+ * Size: the whole grid ran in 52 min with one worker on the 2-core machine shared
+ * with other work (2026-12-02; training 134–147 s per 1500-step run, 267–292 s per
+ * 3000-step run, plus the few-shot suite).
  */
 import type { Grid } from '../lib/runs/sweep';
 
