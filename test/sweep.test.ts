@@ -228,9 +228,16 @@ test('queued sweep: two workers, one killed mid-run, same table as local', {
     tsx('worker', '--queue', url, '--out', path.join(TMP, name), '--lock-ms', '3000');
   const [a, b] = [worker('wA'), worker('wB')];
   await waitFor('worker A to start a run', () => /start \w+/.test(a.out()), 60_000);
-  await new Promise((r) => setTimeout(r, 2000)); // its train process is running now
+  // Kill at once: its train process is starting (booting tsx and the backend alone takes
+  // over a second), so the job is surely mid-run. Waiting 2 s here let a quiet machine
+  // finish the 5-step run first, and then nothing was left to retry.
+  await new Promise((r) => setTimeout(r, 200));
   const killed = (/start (\w+)/.exec(a.out()) as RegExpExecArray)[1];
   killGroup(a);
+  assert.ok(
+    !new RegExp(`done ${killed}`).test(a.out()),
+    'worker A finished its run before the kill',
+  );
   const c = worker('wC'); // the machine comes back (as a fresh worker)
   assert.equal(await sweep.exit, 0, sweep.out());
   const redone = new RegExp(`done ${killed}`);
