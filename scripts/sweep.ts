@@ -72,8 +72,10 @@ function fileFinished(grid: Grid, a: Args): void {
 
 function runHere(grid: Grid, a: Args): Promise<SweepSummary> {
   fileFinished(grid, a);
+  const filed = new Set((loadResults(grid.name, a.results)?.array('run') as string[]) ?? []);
   return runLocal(grid, {
     out: a.out,
+    filed,
     workers: a.workers ? Number(a.workers) : undefined,
     retries: a.retries,
     onDone: (spec, meta) =>

@@ -20,7 +20,7 @@ import {
   summarise,
   tCritical,
 } from '../lib/runs/results';
-import { expandGrid, type Grid, specConfig } from '../lib/runs/sweep';
+import { expandGrid, type Grid, runLocal, specConfig } from '../lib/runs/sweep';
 import siglipVsClip from '../sweeps/siglip-vs-clip';
 import tinyDemo from '../sweeps/tiny-demo';
 
@@ -254,4 +254,14 @@ test('an empty object in a grid base is a setting, not nothing (eval.fewShot: {}
   const [spec] = expandGrid({ ...tinyDemo, base: { eval: { fewShot: {} } }, seeds: [0] });
   assert.deepEqual(spec.sets['eval.fewShot'], {});
   assert.deepEqual(specConfig(spec).eval.fewShot, {});
+});
+
+test('runs already in the results table count as done (a fresh clone resumes from data/results/)', async () => {
+  const ids = new Set(expandGrid(tinyDemo).map((s) => s.id));
+  const out = fs.mkdtempSync(path.join(TMP, 'filed-'));
+  const lines: string[] = [];
+  const sum = await runLocal(tinyDemo, { out, filed: ids, log: (l) => lines.push(l) });
+  assert.equal(sum.skipped.length, ids.size, lines.join('\n'));
+  assert.equal(sum.done.length, 0);
+  assert.deepEqual(fs.readdirSync(out), [], 'nothing ran');
 });

@@ -156,6 +156,11 @@ export interface LocalOptions {
   retries?: number; // extra attempts per failed run
   onDone?: (spec: RunSpec, meta: RunMeta) => void;
   log?: (line: string) => void;
+  /**
+   * ids already in the grid's results table: done, even when their run folders
+   * are gone (a new session on a fresh clone resumes from data/results/)
+   */
+  filed?: ReadonlySet<string>;
 }
 
 /** Run ids by outcome, plus what the progress line needs (total, running, start time). */
@@ -193,7 +198,7 @@ function logEvent(root: string, spec: RunSpec, event: string, extra: object = {}
 /** Runs a grid on `workers` processes (default: the cores), skipping finished runs, with retries. */
 export async function runLocal(grid: Grid, o: LocalOptions): Promise<SweepSummary> {
   const all = expandGrid(grid);
-  const todo = all.filter((s) => !isComplete(o.out, s));
+  const todo = all.filter((s) => !isComplete(o.out, s) && !o.filed?.has(s.id));
   const done = all.filter((s) => !todo.includes(s)).map((s) => s.id);
   const sum = newSummary(all.length, done);
   const workers = Math.max(1, Math.min(o.workers ?? os.cpus().length, todo.length));
