@@ -5,6 +5,7 @@
  * bench/torch_bench.py times the same four (test/reference/towers.py) in PyTorch.
  */
 import * as tf from '@tensorflow/tfjs';
+import { timeGrads } from '../lib/eval/mixing';
 import { l2normalize } from '../lib/model/ops';
 import { clipLoss } from '../lib/objectives/clip';
 import { OBJECTIVES } from '../lib/objectives/index';
@@ -90,22 +91,7 @@ export function timeLossesLab(s: LossShape, reps: number): LossTimes {
   const out = {} as LossTimes;
   for (const name of LOSS_NAMES) {
     const [f, xs] = cases[name];
-    const run = () =>
-      tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads(f)(xs);
-        tf.concat([
-          value.reshape([1]),
-          ...grads.map((g) => g.reshape([-1]).slice(0, 1)),
-        ]).dataSync();
-      });
-    const ms: number[] = [];
-    for (let r = -2; r < reps; r++) {
-      const t0 = performance.now();
-      run();
-      if (r >= 0) ms.push(performance.now() - t0);
-    }
-    ms.sort((a, b) => a - b);
-    out[name] = ms[ms.length >> 1];
+    out[name] = timeGrads(f, xs, reps, 2);
     tf.dispose(xs);
   }
   return out;

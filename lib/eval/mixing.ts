@@ -48,6 +48,29 @@ export type MixingCost = {
 };
 
 /**
+ * Median ms over `reps` of f's value and gradients w.r.t. every input (synced by
+ * reading one number of each), after `warmup` untimed calls. Shared with the bench.
+ */
+export function timeGrads(
+  f: (...x: tf.Tensor[]) => tf.Scalar,
+  xs: tf.Tensor[],
+  reps: number,
+  warmup: number,
+): number {
+  const ms: number[] = [];
+  for (let r = -warmup; r < reps; r++) {
+    const t0 = performance.now();
+    tf.tidy(() => {
+      const { value, grads } = tf.valueAndGrads(f)(xs);
+      tf.concat([value.reshape([1]), ...grads.map((g) => g.reshape([-1]).slice(0, 1))]).dataSync();
+    });
+    if (r >= 0) ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return ms[ms.length >> 1];
+}
+
+/**
  * The objective alone, forward + backward w.r.t. every input, at batch B, token
  * width w, embedding E, M heads, for each K (text mixing): how the pairwise
  * mixing's cost grows with the number of mixture tokens. Median of `reps`.
@@ -75,20 +98,8 @@ export function mixingCost(
       const p = { wq, wk, wv, wo, logScale, bias } as LlipParams;
       return llipLoss(h as tf.Tensor3D, g as tf.Tensor2D, zt as tf.Tensor2D, p, cfg);
     };
-    const ms: number[] = [];
-    for (let r = -1; r < o.reps; r++) {
-      const t0 = performance.now();
-      tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads(f)(xs);
-        tf.concat([
-          value.reshape([1]),
-          ...grads.map((g) => g.reshape([-1]).slice(0, 1)),
-        ]).dataSync();
-      });
-      if (r >= 0) ms.push(performance.now() - t0);
-    }
+    const ms = timeGrads(f, xs, o.reps, 1);
     tf.dispose(xs);
-    ms.sort((a, b) => a - b);
-    return { K, ms: ms[ms.length >> 1] };
+    return { K, ms };
   });
 }
