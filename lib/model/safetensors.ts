@@ -36,16 +36,7 @@ import {
 } from './safetensors-codec';
 
 // the codec itself lives in safetensors-codec.ts (no file system: the browser explorer bundles it)
-export {
-  assignWeights,
-  type DecodedWeights,
-  decodeSafetensors,
-  decodeWeights,
-  encodeSafetensorsBytes,
-  type SafeTensor,
-  WEIGHTS_FORMAT,
-  WEIGHTS_LAYOUT,
-} from './safetensors-codec';
+export * from './safetensors-codec';
 
 function fail(msg: string): never {
   throw new Error(`safetensors: ${msg}`);
