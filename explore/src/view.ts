@@ -1,6 +1,7 @@
 /** What a view is: a tab that builds its panel on first use and reports what it computed. */
 import type { Lab } from './data';
 import type { ExploreModelKey } from './manifest';
+import { imageGrid } from './ui';
 
 /** Hands a view's latest numbers to the page state (tests and the curious read them). */
 export type Report = (data: Record<string, unknown>) => void;
@@ -27,4 +28,19 @@ export function intro(title: string, text: string): HTMLElement[] {
   p.className = 'note';
   p.textContent = text;
   return [h, p];
+}
+
+/** The gallery as a grid to pick one image from (the neighbours and Llip views). */
+export function galleryPicker(
+  lab: Lab,
+  onSelect: (index: number) => void,
+): ReturnType<typeof imageGrid> {
+  const captions = lab.manifest.gallery.items.map((x) => x.caption);
+  return imageGrid(lab.galleryBytes, captions, {
+    columns: 16,
+    size: 40,
+    label: 'Gallery: pick an image',
+    selected: 0,
+    onSelect,
+  });
 }

@@ -5,8 +5,8 @@
  */
 import { classShares, fewShot, neighbours } from '../compute';
 import { type Lab, modelByKey, taskByName } from '../data';
-import { bars, choice, h, imageGrid, radios, thumb } from '../ui';
-import { intro, type Report, type View } from '../view';
+import { bars, choice, h, radios, thumb } from '../ui';
+import { galleryPicker, intro, type Report, type View } from '../view';
 
 const NEIGHBOURS = 8;
 
@@ -113,20 +113,10 @@ function build(lab: Lab, report: Report): HTMLElement {
     report({ index: state.index, task: state.task, k: state.k, seed: state.seed, a, b });
   }
 
-  const grid = imageGrid(
-    lab.galleryBytes,
-    items.map((x) => x.caption),
-    {
-      columns: 16,
-      size: 40,
-      label: 'Gallery: pick an image',
-      selected: 0,
-      onSelect: (i) => {
-        state.index = i;
-        update();
-      },
-    },
-  );
+  const grid = galleryPicker(lab, (i) => {
+    state.index = i;
+    update();
+  });
   const tasks = lab.manifest.tasks.map((t) => ({ value: t.name, label: t.name }));
   const shots = [1, 4, 16].map((k) => ({ value: String(k), label: `${k}-shot` }));
   chosen.className = 'row';

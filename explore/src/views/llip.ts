@@ -7,8 +7,8 @@ import type { LlipConfig } from '../../../lib/objectives/llip';
 import { captionProblems, llipMixing } from '../compute';
 import type { Lab, LoadedModel } from '../data';
 import type { GalleryItem } from '../manifest';
-import { colour, debounce, h, heatmap, imageGrid, legend, thumb } from '../ui';
-import { intro, type Report, type View } from '../view';
+import { colour, debounce, h, heatmap, legend, thumb } from '../ui';
+import { galleryPicker, intro, type Report, type View } from '../view';
 
 /** Two captions about different attributes of an image: its colour, then its size and kind. */
 export function suggestCaptions(it: GalleryItem): [string, string] {
@@ -107,20 +107,10 @@ function build(lab: Lab, report: Report): HTMLElement {
 
   const typed = debounce(update, 150);
   for (const x of inputs) x.addEventListener('input', typed);
-  const grid = imageGrid(
-    lab.galleryBytes,
-    items.map((x) => x.caption),
-    {
-      columns: 16,
-      size: 40,
-      label: 'Gallery: pick an image',
-      selected: 0,
-      onSelect: (i) => {
-        state.index = i;
-        update();
-      },
-    },
-  );
+  const grid = galleryPicker(lab, (i) => {
+    state.index = i;
+    update();
+  });
   const suggest = h('button', {}, 'Suggest two captions for this image');
   suggest.addEventListener('click', () => {
     const [a, b] = suggestCaptions(items[state.index]);
