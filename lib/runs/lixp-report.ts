@@ -7,7 +7,7 @@
 import { describeDifference } from '../config/diff';
 import { FEWSHOT_METHODS, type FewShotMethod, type FewShotRow } from '../eval/fewshot-suite';
 import { lixp } from '../objectives/lixp';
-import { gridSummary, type SummaryRow } from './llip-report';
+import { gridSummary, type SummaryRow } from './results';
 
 /** Zero-shot / 16-shot of the CVPR slides' ablation tables (ViT-B/16, their benchmark means). */
 export const LIXP_SLIDES: Record<string, { zeroShot: number; shot16: number }> = {

@@ -4,13 +4,11 @@
  * objective section stands for, the paper's reported numbers, and the spectrum
  * of one run at each of its checkpoints.
  */
-import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { covarianceSpectrum, effectiveRank, spectrumFeatures } from '../eval/spectrum';
 import type { Model } from '../objectives/model';
 import { labPath } from '../paths';
 import { type Checkpoint, CheckpointError, listCheckpoints, readCheckpoint } from './checkpoint';
-import { loadResults, RESULTS_DIR, summarise } from './results';
 
 /** The rungs of the paper's Figure 3 as the lab runs them (llip-ladder grid), in order. */
 export const LADDER = [
@@ -50,32 +48,7 @@ export const LLIP_PAPER = {
   figure5: 'Llip’s spectrum decays slowest, then learned average, then SigLIP',
 };
 
-/** One summary row: the group's axis values, then mean ± 95% CI over seeds. */
-export type SummaryRow = Record<string, unknown> & {
-  mean: number;
-  std: number;
-  n: number;
-  ci95: number;
-};
-
-/**
- * Mean ± 95% CI over seeds of `metric` by the grid's `by` columns, from
- * data/results/<grid>.arrow, or null when the grid has not been run.
- */
-export function gridSummary(
-  grid: string,
-  by: string[],
-  metric: string,
-  dir = RESULTS_DIR,
-): SummaryRow[] | null {
-  const table = loadResults(grid, dir);
-  if (!table) return null;
-  return summarise(table, by, metric).objects() as SummaryRow[];
-}
-
-/** Does data/results hold this grid's table? */
-export const hasGrid = (grid: string, dir = RESULTS_DIR) =>
-  fs.existsSync(labPath(`${dir}/${grid}.arrow`));
+export { gridSummary, hasGrid, type SummaryRow } from './results';
 
 export interface CheckpointSpectrum {
   step: number;

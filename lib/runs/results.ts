@@ -189,3 +189,30 @@ export function summarise(table: ColumnTable, by: string[], metric: string): Col
   const rows = [...groups.values()].map((g) => ({ ...g.keys, metric, ...meanCI(g.values) }));
   return from(rows.length ? rows : [], [...by, 'metric', 'mean', 'std', 'n', 'ci95']);
 }
+
+/** One summary row: the group's axis values, then mean ± 95% CI over seeds. */
+export type SummaryRow = Record<string, unknown> & {
+  mean: number;
+  std: number;
+  n: number;
+  ci95: number;
+};
+
+/**
+ * Mean ± 95% CI over seeds of `metric` by the grid's `by` columns, from
+ * data/results/<grid>.arrow, or null when the grid has not been run.
+ */
+export function gridSummary(
+  grid: string,
+  by: string[],
+  metric: string,
+  dir = RESULTS_DIR,
+): SummaryRow[] | null {
+  const table = loadResults(grid, dir);
+  if (!table) return null;
+  return summarise(table, by, metric).objects() as SummaryRow[];
+}
+
+/** Does data/results hold this grid's table? */
+export const hasGrid = (grid: string, dir = RESULTS_DIR) =>
+  fs.existsSync(labPath(`${dir}/${grid}.arrow`));
