@@ -5,8 +5,9 @@
  * 16-shot numbers for each row are in notebook 02 and the issue. Not yet in the
  * grid: the stale memory of past batches, its active subset and the two-stage
  * variant (they need state across steps; see the LIxP issue's notes).
- * Size: 22 variants × 3 seeds = 66 runs ≈ 3.5 min each (see lixp-scale.ts) ≈ 3.9 h
- * with one worker, ≈ 2 h with two.
+ * Size: 22 variants × 3 seeds = 66 runs ≈ 3 min each with one worker (lixp-scale's
+ * 1500-step runs: 134–147 s of training + the suite) ≈ 3.3 h with one worker; two
+ * workers on the two cores ≈ 2 h.
  */
 import type { Grid } from '../lib/runs/sweep';
 
@@ -15,7 +16,18 @@ const lixp = { name: 'lixp' };
 const grid: Grid = {
   name: 'lixp-ablations',
   preset: 'lab',
-  base: { eval: { every: 500 } },
+  // the scale study's evaluation (sweeps/lixp-scale.ts), so the SigLIP and LIxP rows
+  // are its 1500-step runs again: zero-shot every 500 steps, then the training-free
+  // few-shot suite, k = 1 … 64, 5 episodes
+  base: {
+    eval: {
+      every: 500,
+      supportPerClass: 128,
+      shots: [1, 2, 4, 8, 16, 32, 64],
+      episodes: 5,
+      fewShot: {},
+    },
+  },
   axes: {
     objective: [
       { name: 'siglip' },
