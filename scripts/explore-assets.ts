@@ -44,7 +44,7 @@ import { PIXELS, type Task } from '../lib/data/types';
 import { createWorld, type World } from '../lib/data/world';
 import { disposeParams } from '../lib/model/params';
 import { loadWeights } from '../lib/model/safetensors';
-import { createModel } from '../lib/objectives/model';
+import { createModel, disposeModel } from '../lib/objectives/model';
 import { gitCommit, labPath, writeAtomic } from '../lib/paths';
 import { Rng } from '../lib/rng';
 import { resolveModelConfig, trainExperiment } from '../lib/runs/experiment';
@@ -203,7 +203,7 @@ function ensureRun(
     evalDuringTraining: false,
     quiet: !o.log,
   });
-  disposeParams(run.model.params);
+  disposeModel(run.model);
   return { dir, trainSeconds: run.trainSeconds };
 }
 

@@ -19,7 +19,8 @@ export interface ParamSpec {
 
 export type ParamSpecs = Record<string, ParamSpec>;
 
-export function initParams(specs: ParamSpecs, seed: number): Params {
+/** Variables for `specs`, drawn from one seeded stream; `trainable` false for state (never differentiated). */
+export function initParams(specs: ParamSpecs, seed: number, trainable = true): Params {
   const rng = new Rng(seed);
   const params: Params = {};
   for (const [name, s] of Object.entries(specs)) {
@@ -28,7 +29,7 @@ export function initParams(specs: ParamSpecs, seed: number): Params {
     if (s.init === 'ones') v.fill(1);
     else if (s.init === 'const') v.fill(s.value ?? 0);
     else if (s.init === 'normal') for (let i = 0; i < n; i++) v[i] = rng.normal() * (s.std ?? 0.02);
-    params[name] = tf.tidy(() => tf.variable(tf.tensor(v, s.shape), true));
+    params[name] = tf.tidy(() => tf.variable(tf.tensor(v, s.shape), trainable));
   }
   return params;
 }

@@ -20,14 +20,22 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as v from 'valibot';
-import { checkShape, l2normalize, layerNorm, quickGelu, stopGradient } from '../model/ops';
+import { checkShape, l2normalize } from '../model/ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from '../model/params';
-import { num, oneOf } from '../schema';
+import { int, num, oneOf } from '../schema';
+import {
+  type ContextInputs,
+  lixpContext,
+  MEMORY_PARTS,
+  pushStale,
+  type StaleMemory,
+  VALUE_HEADS,
+  valueHeadLayers,
+} from './lixp-context';
 import { type Objective, POOLED, scalarSpec } from './objective';
 import { sigmoidPairLoss } from './siglip';
 
 const bool = v.boolean((i) => `must be true or false, got ${JSON.stringify(i.input)}`);
-const WHERE = ['none', 'keys', 'values', 'both'] as const;
 
 export const LixpSchema = v.strictObject({
   name: v.literal('lixp'),
@@ -51,11 +59,11 @@ export const LixpSchema = v.strictObject({
   /** false: τctx stays at its initial value (ablation "τctx frozen") */
   learnTauCtx: bool,
   /** stop-gradient on the memory's keys, values or both (the queries keep theirs) */
-  stopGrad: oneOf(WHERE),
+  stopGrad: oneOf(MEMORY_PARTS),
   /** a learnable LayerNorm on the memory's keys, values or both (before the key norm) */
-  memoryNorm: oneOf(WHERE),
+  memoryNorm: oneOf(MEMORY_PARTS),
   /** a head on the values M_V: linear D→D, or an MLP of 2 or 3 layers (width D, quick GELU) */
-  valueHead: oneOf(['none', 'linear', 'mlp2', 'mlp3']),
+  valueHead: oneOf(VALUE_HEADS),
   /** X̂ctx = X + A·V instead of A·V (ablation "contextualisation residual") */
   residual: bool,
   /**
@@ -70,6 +78,31 @@ export const LixpSchema = v.strictObject({
    * so its context never holds the images it is contrasted with in its own half.
    */
   context: oneOf(['batch', 'separate']),
+  // The three switches below were added after the first runs: optional, so the
+  // configs (and run ids) of runs without them stay what they were.
+  /**
+   * Ablation "stale buffer": S past image embeddings join the memory as keys and
+   * values (first in, first out; constants, computed by the weights of their own
+   * step, like MoCo's queue without a momentum encoder). The slides' 32K / 128K /
+   * 512K beside their 32K batch are 1, 4 and 16 batches; the lab's batch of 256
+   * makes those 256, 1024 and 4096 (sweeps/lixp-memory.ts). Until S embeddings
+   * have been seen, the empty rows are masked. 0 or absent: no stale memory.
+   */
+  stale: v.optional(int({ min: 0 })),
+  /**
+   * Ablation "reduced active buffer": each image attends only to the images of
+   * its block of `activeSubset` consecutive batch rows (batches are drawn at
+   * random, so the blocks are a random partition; at scale, one device's share of
+   * the batch). The slides' 1k / 2k / 8k of a 32K batch are 1/32, 1/16 and 1/4 of
+   * it: 8, 16 and 64 of the lab's 256. Must divide the batch; 0 or absent: all.
+   */
+  activeSubset: v.optional(int({ min: 0 })),
+  /**
+   * Ablation "two-stage" contextualisation. The slides name it without defining
+   * it; our reading: a second round of attention over the same memory, queried
+   * by the first round's output (X̂ctx² = A(X̂ctx¹) V). Absent or 1: one round.
+   */
+  stages: v.optional(int({ min: 1, max: 2 })),
 });
 export type LixpConfig = v.InferOutput<typeof LixpSchema>;
 
@@ -97,81 +130,12 @@ export const LIXP_PAPER = {
 } as const;
 
 /** The ablation switches of a LIxP config. */
-export type LixpSwitches = Pick<LixpConfig, keyof typeof LIXP_PAPER>;
+export type LixpSwitches = Pick<
+  LixpConfig,
+  keyof typeof LIXP_PAPER | 'stale' | 'activeSubset' | 'stages'
+>;
 
-/** Does a 'none' | 'keys' | 'values' | 'both' switch cover `kind`? */
-const has = (w: (typeof WHERE)[number], kind: 'keys' | 'values') => w === kind || w === 'both';
-
-/** Large negative logit for masked entries (−∞ would give NaN gradients through 0 · ∞). */
-const MASKED = -1e9;
-
-/** What the contextualiser reads besides the images: texts for the memory, learned heads. */
-export interface ContextInputs {
-  txtRaw?: tf.Tensor2D; // [B, D], for memory = 'images+texts'
-  heads?: Params; // LayerNorm and value-head weights (`lixp.*`)
-}
-
-/** rows of [B, D] through the value head of `kind` (parameters `lixp.value.<layer>`) */
-function valueHead(x: tf.Tensor2D, kind: LixpSwitches['valueHead'], p: Params): tf.Tensor2D {
-  const layers = { none: 0, linear: 1, mlp2: 2, mlp3: 3 }[kind];
-  let h = x;
-  for (let l = 0; l < layers; l++) {
-    h = tf.add(tf.matMul(h, p[`lixp.value.${l}.w`] as tf.Tensor2D), p[`lixp.value.${l}.b`]);
-    if (l < layers - 1) h = quickGelu(h) as tf.Tensor2D;
-  }
-  return h;
-}
-
-/**
- * M as 0/1 entries [B, M], 1 where attention is forbidden: each image's own entry
- * (maskSelf), with a separate context its whole half, and with texts in the
- * memory always its own caption. Null when nothing is hidden.
- */
-function maskOf(B: number, s: LixpSwitches): tf.Tensor2D | null {
-  const M = s.memory === 'images' ? B : 2 * B;
-  const half = Math.ceil(B / 2);
-  const m = new Float32Array(B * M);
-  for (let i = 0; i < B; i++) {
-    for (let j = 0; j < B; j++) {
-      const sameHalf = i < half === j < half;
-      if ((s.maskSelf && i === j) || (s.context === 'separate' && sameHalf)) m[i * M + j] = 1;
-    }
-    if (M > B) m[i * M + B + i] = 1; // its own caption
-  }
-  return m.some((x) => x > 0) ? tf.tensor2d(m, [B, M]) : null;
-}
-
-/**
- * The batch attention A [B, M] and the contextualised embeddings X̂ctx [B, D]
- * under the switches `s`. imgRaw: [B, D]; M = B, or 2B with texts in the memory.
- */
-export function lixpContext(
-  imgRaw: tf.Tensor2D,
-  logTauCtx: tf.Scalar,
-  s: LixpSwitches,
-  extra: ContextInputs = {},
-): { attention: tf.Tensor2D; xCtx: tf.Tensor2D } {
-  const [B, d] = imgRaw.shape;
-  const p = extra.heads ?? {};
-  const memory = s.memory === 'images' ? imgRaw : tf.concat([imgRaw, extra.txtRaw!]); // [M, D]
-  const norm = (x: tf.Tensor2D, which: string) =>
-    layerNorm(x, p[`lixp.ln${which}.g`] as tf.Tensor1D, p[`lixp.ln${which}.b`] as tf.Tensor1D);
-  const keyRows = has(s.memoryNorm, 'keys') ? norm(memory, 'k') : memory;
-  let values = has(s.memoryNorm, 'values') ? norm(memory, 'v') : memory;
-  const q = s.qkNorm ? l2normalize(imgRaw) : imgRaw; // queries [B, D]
-  // keys: the queries themselves in the paper's method (one normalisation, as in eq. X̂ctx)
-  let keys = keyRows === imgRaw ? q : s.qkNorm ? l2normalize(keyRows) : keyRows; // [M, D]
-  if (has(s.stopGrad, 'keys')) keys = stopGradient(keys);
-  if (has(s.stopGrad, 'values')) values = stopGradient(values);
-  values = valueHead(values, s.valueHead, p);
-  const scale = tf.div(tf.exp(tf.neg(logTauCtx)), Math.sqrt(d)); // 1 / (τctx √d)
-  let logits = tf.mul(tf.matMul(q, keys, false, true), scale); // [B, M]
-  const hidden = maskOf(B, s);
-  if (hidden) logits = tf.add(logits, tf.mul(hidden, MASKED)); // M
-  const attention = tf.softmax(logits) as tf.Tensor2D;
-  const mixed = tf.matMul(attention, values) as tf.Tensor2D; // [B, D]
-  return { attention, xCtx: s.residual ? tf.add(imgRaw, mixed) : mixed };
-}
+export { lixpContext };
 
 /** The batch attention A [B, B] = softmax_j(M ⊙ ⟨x̄_i, x̄_j⟩ / (τctx √d)). imgRaw: [B, D]. */
 export function contextAttention(
@@ -264,6 +228,29 @@ function sameClassWeight(attention: tf.Tensor2D, identity: Int32Array) {
   return { ctxSameClass: weight, ctxSameClassChance: tf.scalar(chance) };
 }
 
+/** Names of the stale memory's state tensors (`Objective.state`). */
+const STALE_ROWS = 'lixp.stale.rows';
+const STALE_FILL = 'lixp.stale.fill';
+
+/**
+ * The stale memory a config keeps, from the state beside the parameters.
+ * Absent state (a loss called outside training, without the model's state) is an error.
+ */
+function staleOf(p: Params, cfg: LixpConfig): StaleMemory | undefined {
+  if (!cfg.stale) return undefined;
+  const rows = p[STALE_ROWS] as tf.Tensor2D | undefined;
+  if (!rows)
+    throw new Error(
+      `lixp: stale=${cfg.stale} needs the model's state '${STALE_ROWS}' beside its parameters`,
+    );
+  return { rows, fill: p[STALE_FILL] as tf.Scalar };
+}
+
+/** The attention's mean total weight on the stale rows (the columns after the batch's B). */
+function staleWeight(attention: tf.Tensor2D, B: number): tf.Scalar {
+  return tf.mean(tf.sum(tf.slice(attention, [0, B], [B, -1]), 1)) as tf.Scalar;
+}
+
 /** The LIxP parameters a config owns: shared temperatures and a frozen τctx are not parameters. */
 function lixpParamSpecs(cfg: LixpConfig, D: number): ParamSpecs {
   const specs: ParamSpecs = { logTau1: scalarSpec(Math.log(cfg.tau1)), bias1: scalarSpec(cfg.b1) };
@@ -274,8 +261,8 @@ function lixpParamSpecs(cfg: LixpConfig, D: number): ParamSpecs {
   for (const which of ['k', 'v'] as const)
     if (cfg.memoryNorm === 'both' || cfg.memoryNorm === (which === 'k' ? 'keys' : 'values'))
       Object.assign(specs, layerNormSpecs(`lixp.ln${which}`, D));
-  const layers = { none: 0, linear: 1, mlp2: 2, mlp3: 3 }[cfg.valueHead];
-  for (let l = 0; l < layers; l++) Object.assign(specs, denseSpecs(`lixp.value.${l}`, D, D));
+  for (let l = 0; l < valueHeadLayers(cfg.valueHead); l++)
+    Object.assign(specs, denseSpecs(`lixp.value.${l}`, D, D));
   return specs;
 }
 
@@ -308,10 +295,36 @@ export const lixp: Objective<LixpConfig> = {
     ...LIXP_PAPER,
   },
   params: (cfg, model) => lixpParamSpecs(cfg, model.embedDim),
+  state: (cfg, model): ParamSpecs =>
+    cfg.stale
+      ? {
+          [STALE_ROWS]: { shape: [cfg.stale, model.embedDim], init: 'zeros', decay: false },
+          [STALE_FILL]: { shape: [], init: 'zeros', decay: false },
+        }
+      : {},
+  check: (cfg) => {
+    const alone = (what: string): [string, string] | null =>
+      cfg.memory !== 'images'
+        ? ['memory', `must be 'images' with ${what} (texts in the memory are not defined there)`]
+        : cfg.context !== 'batch'
+          ? ['context', `must be 'batch' with ${what}`]
+          : null;
+    if (cfg.activeSubset === 1)
+      return [
+        'activeSubset',
+        'must be 0 (off) or >= 2: a block of one image has nothing to attend to',
+      ];
+    if (cfg.stale && cfg.activeSubset)
+      return ['activeSubset', 'must be 0 with a stale memory (one ablation at a time)'];
+    if (cfg.stale) return alone('a stale memory');
+    if (cfg.activeSubset) return alone('an active subset');
+    return null;
+  },
   loss: (out, p, cfg, info) => {
     checkAlpha(cfg.alpha);
     const s = lixpScalars(p, cfg);
-    const extra = { txtRaw: out.text, heads: p };
+    const stale = staleOf(p, cfg);
+    const extra = { txtRaw: out.text, heads: p, stale };
     const { base, ctx, attention } = lixpTerms(out.image!, l2normalize(out.text!), s, cfg, extra);
     const loss = tf.add(tf.mul(base, cfg.alpha), tf.mul(ctx, 1 - cfg.alpha)) as tf.Scalar;
     const metrics = {
@@ -324,7 +337,10 @@ export const lixp: Objective<LixpConfig> = {
       lossCtx: ctx,
       ctxEntropy: meanEntropy(attention),
       ...(info?.identity ? sameClassWeight(attention, info.identity) : {}),
+      ...(stale ? { ctxStaleWeight: staleWeight(attention, out.image!.shape[0]) } : {}),
     };
-    return { loss, metrics };
+    if (!stale) return { loss, metrics };
+    const after = pushStale(stale, out.image!);
+    return { loss, metrics, next: { [STALE_ROWS]: after.rows, [STALE_FILL]: after.fill } };
   },
 };

@@ -13,7 +13,7 @@ import {
   textOutputs,
   validateModelConfig,
 } from '../model/index';
-import { initParams, type ParamSpecs, type Params } from '../model/params';
+import { disposeParams, initParams, type ParamSpecs, type Params } from '../model/params';
 import { textTowerSpecs } from '../model/text';
 import { imageTowerSpecs } from '../model/vit';
 import { type Objective, type ObjectiveConfig, objectiveDefaults, objectiveOf } from './index';
@@ -24,6 +24,8 @@ export interface Model extends Towers {
   specs: ParamSpecs;
   /** names of the parameters the objective owns (the rest are the towers') */
   objectiveParams: string[];
+  /** the objective's state: carried across steps, checkpointed, never learned (`Objective.state`) */
+  state: Params;
 }
 
 /** The towers' config with the objective's mixture tokens filled in. */
@@ -53,7 +55,22 @@ export function createModel(
     ...own,
   };
   const params = initParams(specs, seed);
-  return { config, objective: ocfg, specs, params, endId, objectiveParams: Object.keys(own) };
+  const state = initParams(objectiveOf(ocfg).state?.(ocfg, config) ?? {}, seed, false);
+  return {
+    config,
+    objective: ocfg,
+    specs,
+    params,
+    endId,
+    objectiveParams: Object.keys(own),
+    state,
+  };
+}
+
+/** Free a model's variables: parameters and state. */
+export function disposeModel(m: Model): void {
+  disposeParams(m.params);
+  disposeParams(m.state);
 }
 
 /** The model's objective. */
@@ -73,9 +90,9 @@ export function towerOutputs(
   };
 }
 
-/** The objective's own parameters: all its loss may read besides the tower outputs. */
+/** The objective's own parameters and its state: all its loss may read besides the tower outputs. */
 export function ownParams(m: Model): Params {
-  return Object.fromEntries(m.objectiveParams.map((n) => [n, m.params[n]]));
+  return { ...Object.fromEntries(m.objectiveParams.map((n) => [n, m.params[n]])), ...m.state };
 }
 
 /** The objective's loss and metrics on B images [B, 32, 32, 3] and their B captions. */

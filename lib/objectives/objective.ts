@@ -15,6 +15,8 @@ import type { ParamSpecs, Params } from '../model/params';
 export interface ObjectiveLoss {
   loss: tf.Scalar;
   metrics: Record<string, tf.Scalar>;
+  /** the next values of the objective's state tensors (`state`), set after the update */
+  next?: Record<string, tf.Tensor>;
 }
 
 /** What a batch says besides its images and captions: for diagnostics only, never for the loss. */
@@ -40,8 +42,14 @@ export interface Objective<C extends { name: string }> {
   /** its learnable scalars and weights, initial values from the config */
   params: (cfg: C, model: ModelConfig) => ParamSpecs;
   /**
-   * Training loss on a batch's tower outputs. It reads only `out` and its own
-   * parameters (those of `params`): the chunked backward pass relies on it.
+   * Tensors it carries from step to step without learning them (LIxP's stale
+   * memory): the loss reads them beside its parameters and returns their next
+   * values in `next`; checkpoints keep them, so a resumed run continues exactly.
+   */
+  state?: (cfg: C, model: ModelConfig) => ParamSpecs;
+  /**
+   * Training loss on a batch's tower outputs. It reads only `out`, its own
+   * parameters (those of `params`) and its state: the chunked backward pass relies on it.
    */
   loss: (out: TowerOutputs, p: Params, cfg: C, info?: BatchInfo) => ObjectiveLoss;
   /** unit image vectors [N, E] for prototypes and neighbours */

@@ -5,7 +5,8 @@
  *
  * Layout (little-endian), version 1:
  *   "LABCKPT\n" | u32 version | u32 header bytes H | header JSON (H bytes)
- *   | float32 payload (params, then m, then v, each in model.params name order)
+ *   | float32 payload (params, then m, then v, each in model.params name order;
+ *     then the objective's state, e.g. LIxP's stale memory, when it has one)
  *   | SHA-256 of everything before it (32 bytes)
  * Files are written atomically (temp + fsync + rename), so a kill leaves either
  * the old file or the new one; the checksum catches what the disk or a person
@@ -44,6 +45,7 @@ export interface TrainState {
   step: number; // steps completed
   params: Params;
   adam: AdamState;
+  state?: Params; // the objective's state (Model.state), absent or empty for most objectives
   rngs: Record<string, number[]>; // Rng.state() of each stream, by name
   config: unknown;
   history: StepRecord[];
@@ -51,7 +53,7 @@ export interface TrainState {
 }
 
 interface TensorEntry {
-  name: string; // 'param/<n>', 'm/<n>' or 'v/<n>'
+  name: string; // 'param/<n>', 'm/<n>', 'v/<n>' or 'state/<n>'
   shape: number[];
 }
 
@@ -108,6 +110,10 @@ export function encodeCheckpoint(s: TrainState): Buffer {
       tensors.push({ name: `${g}/${n}`, shape: vars[n].shape });
       blobs.push(Buffer.from(bytesOf(vars[n].dataSync() as Float32Array)));
     }
+  for (const [n, x] of Object.entries(s.state ?? {})) {
+    tensors.push({ name: `state/${n}`, shape: x.shape });
+    blobs.push(Buffer.from(bytesOf(x.dataSync() as Float32Array)));
+  }
   const rngs = Object.fromEntries(
     Object.entries(s.rngs).map(([k, st]) => [k, st.map((x) => (Number.isNaN(x) ? null : x))]),
   );
@@ -194,15 +200,24 @@ export function readCheckpoint(file: string, config?: unknown): Checkpoint {
   return ck;
 }
 
-/** Copy a checkpoint's params and AdamW state into live variables (shapes must match). */
-export function restoreCheckpoint(ck: Checkpoint, params: Params, adam: AdamState): void {
-  const groups: Array<[string, Record<string, tf.Variable>]> = [
-    ['param', params],
-    ['m', adam.m],
-    ['v', adam.v],
+/**
+ * Copy a checkpoint's params, AdamW state and the objective's state into live
+ * variables (names and shapes must match).
+ */
+export function restoreCheckpoint(
+  ck: Checkpoint,
+  params: Params,
+  adam: AdamState,
+  state: Params = {},
+): void {
+  const groups: Array<[string, Record<string, tf.Variable>, string[]]> = [
+    ['param', params, Object.keys(params)],
+    ['m', adam.m, Object.keys(params)],
+    ['v', adam.v, Object.keys(params)],
+    ['state', state, Object.keys(state)],
   ];
-  for (const [g, vars] of groups)
-    for (const n of Object.keys(params)) {
+  for (const [g, vars, names] of groups)
+    for (const n of names) {
       const t = ck.tensors.get(`${g}/${n}`);
       if (!t) throw new CheckpointError(ck.file, `missing tensor '${g}/${n}'`);
       if (t.shape.join() !== vars[n].shape.join())

@@ -27,9 +27,9 @@ import {
   suiteAverage,
 } from '../eval/fewshot-suite';
 import type { ModelConfig } from '../model/index';
-import { disposeParams, loadParams } from '../model/params';
+import { loadParams } from '../model/params';
 import { readWeights, weightsBytes } from '../model/safetensors';
-import { createModel, type Model } from '../objectives/model';
+import { createModel, disposeModel, type Model } from '../objectives/model';
 import { labPath, writeAtomic } from '../paths';
 import { Rng } from '../rng';
 import { type StepRecord, trainLoop } from '../train/loop';
@@ -207,7 +207,7 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
   const dataRng = new Rng(cfg.seed).fork(1);
   try {
     if (ck) {
-      restoreCheckpoint(ck, model.params, adam);
+      restoreCheckpoint(ck, model.params, adam, model.state);
       dataRng.setState(ck.rngs.data);
     } else if (o.initFrom) initFromWeights(model, labPath(o.initFrom));
     if (outDir) {
@@ -243,6 +243,7 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
           step: rec.step,
           params: model.params,
           adam: st,
+          state: model.state,
           rngs,
           config: cfg,
           history: hist,
@@ -261,7 +262,7 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
     }
     return { config: cfg, model, history, data, trainSeconds, final };
   } catch (e) {
-    disposeParams(model.params);
+    disposeModel(model);
     throw e;
   } finally {
     disposeAdamState(adam);

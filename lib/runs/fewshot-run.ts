@@ -14,8 +14,7 @@ import {
   suiteAverage,
   summariseFewShot,
 } from '../eval/fewshot-suite';
-import { disposeParams } from '../model/params';
-import { createModel, type Model } from '../objectives/model';
+import { createModel, disposeModel, type Model } from '../objectives/model';
 import { labPath, writeAtomic } from '../paths';
 import { createAdamState, disposeAdamState } from '../train/optim';
 import { loadLatestCheckpoint, restoreCheckpoint } from './checkpoint';
@@ -90,7 +89,7 @@ export function fewShotRun(
     writeAtomic(path.join(labPath(dir), 'fewshot.json'), `${JSON.stringify(report)}\n`);
     return report;
   } finally {
-    disposeParams(run.model.params);
+    disposeModel(run.model);
   }
 }
 

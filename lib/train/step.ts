@@ -4,7 +4,8 @@
  *   2. forward    the tower outputs the objective needs (objectives/model.ts)
  *   3. objective  its loss and metrics (objectives/*.ts)
  *   4. backward   gradients of every parameter; with chunkSize < B, chunk by chunk
- *   5. clip+AdamW one global-norm clip scale, one AdamW update (optim.ts)
+ *   5. clip+AdamW one global-norm clip scale, one AdamW update (optim.ts), then the
+ *                 objective's state (e.g. LIxP's stale memory) takes its next values
  *   6. record     loss, every metric the objective returned, norms, speed, memory
  * The step never names an objective: it logs whatever metrics come back.
  *
@@ -64,11 +65,13 @@ export function trainStep(model: Model, o: StepOptions, step: number, adam: Adam
   // 1. batch
   const batch = o.nextBatch(step);
   // 2–4. forward, objective, backward
-  const { loss, metrics, grads } = lossAndGrads(model, batch, o.chunkSize);
-  checkFinite(step + 1, loss, grads, metrics);
-  // 5. clip + AdamW
+  const { loss, metrics, grads, next } = lossAndGrads(model, batch, o.chunkSize);
+  checkFinite(step + 1, loss, grads, [metrics.values, ...Object.values(next)]);
+  // 5. clip + AdamW, then the objective's state
   const lr = lrAt(step, o.steps, o.optim);
   const norms = adamwStep(model.params, model.specs, grads, adam, lr, o.optim);
+  for (const [n, x] of Object.entries(next)) model.state[n].assign(x);
+  tf.dispose(Object.values(next));
   // 6. record: one sync for the loss, the metrics and the norms
   const stats = tf.tidy(() => tf.concat([tf.reshape(loss, [1]), metrics.values, norms]));
   const v = Array.from(stats.dataSync());
@@ -103,6 +106,19 @@ function keepMetrics(m: Record<string, tf.Scalar>): Metrics {
   return { names, values: tf.keep(values) as tf.Tensor1D };
 }
 
+/** The objective's next state, kept out of the tape's tidy (copies: a value may be a state tensor). */
+function keepNext(next: Record<string, tf.Tensor> = {}): Record<string, tf.Tensor> {
+  return Object.fromEntries(Object.entries(next).map(([n, x]) => [n, tf.keep(tf.clone(x))]));
+}
+
+/** What phases 2–4 hand to the update: loss, metrics, gradients and the objective's next state. */
+export interface LossAndGrads {
+  loss: tf.Scalar;
+  metrics: Metrics;
+  grads: Record<string, tf.Tensor>;
+  next: Record<string, tf.Tensor>;
+}
+
 function imagesTensor(images: Float32Array, B: number): tf.Tensor4D {
   return tf.tensor4d(images, [B, IMAGE_SIZE, IMAGE_SIZE, 3]);
 }
@@ -127,14 +143,11 @@ function byParamName(model: Model, names: string[], g: tf.NamedTensorMap) {
  * Loss, metrics and the gradient of every parameter the loss reaches, on one
  * batch (phases 2–4; chunked when 0 < chunkSize < B).
  */
-export function lossAndGrads(
-  model: Model,
-  batch: Batch,
-  chunkSize = 0,
-): { loss: tf.Scalar; metrics: Metrics; grads: Record<string, tf.Tensor> } {
+export function lossAndGrads(model: Model, batch: Batch, chunkSize = 0): LossAndGrads {
   if (chunkSize > 0 && chunkSize < batch.size) return chunkedLossAndGrads(model, batch, chunkSize);
   const names = Object.keys(model.params);
   let metrics: Metrics | undefined;
+  let next: Record<string, tf.Tensor> = {};
   const { value, grads } = tf.variableGrads(
     () =>
       tf.tidy(() => {
@@ -142,16 +155,17 @@ export function lossAndGrads(
         const info = { identity: batch.identity };
         const r = batchLoss(model, imagesTensor(batch.images, B), batch.tokens, B, info); // 2., 3.
         metrics = keepMetrics(r.metrics);
+        next = keepNext(r.next);
         return r.loss;
       }),
     names.map((n) => model.params[n]),
   ); // 4.
-  return { loss: value, metrics: metrics!, grads: byParamName(model, names, grads) };
+  return { loss: value, metrics: metrics!, grads: byParamName(model, names, grads), next };
 }
 
 type OutputKey = keyof TowerOutputs;
 
-function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number) {
+function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number): LossAndGrads {
   const objective = objectiveOfModel(model);
   const B = batch.size;
   const starts: number[] = [];
@@ -169,11 +183,14 @@ function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number) {
   // 3. the objective and its gradient w.r.t. those outputs and its own parameters
   const own = model.objectiveParams;
   let metrics: Metrics | undefined;
+  let next: Record<string, tf.Tensor> = {};
   const { value: loss, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
     const out = Object.fromEntries(keys.map((k, i) => [k, xs[i]])) as TowerOutputs;
-    const p = Object.fromEntries(own.map((n, i) => [n, xs[keys.length + i]])) as Params;
+    const learned = Object.fromEntries(own.map((n, i) => [n, xs[keys.length + i]]));
+    const p = { ...learned, ...model.state } as Params; // the state is read, never differentiated
     const r = objective.loss(out, p, model.objective, { identity: batch.identity });
     metrics = keepMetrics(r.metrics);
+    next = keepNext(r.next);
     return r.loss;
   })([...whole, ...own.map((n) => model.params[n])]);
   const grads: Record<string, tf.Tensor> = {};
@@ -207,7 +224,7 @@ function chunkedLossAndGrads(model: Model, batch: Batch, chunk: number) {
     }
   }
   tf.dispose([...whole, ...g.slice(0, keys.length)]);
-  return { loss, metrics: metrics!, grads };
+  return { loss, metrics: metrics!, grads, next };
 }
 
 /** Throws naming the first non-finite tensor: x·0 is 0 for finite x, NaN for ±Inf/NaN. */
@@ -215,7 +232,7 @@ function checkFinite(
   step: number,
   loss: tf.Scalar,
   grads: Record<string, tf.Tensor>,
-  metrics: Metrics,
+  others: tf.Tensor[], // freed with the rest when it throws
 ): void {
   const names = Object.keys(grads);
   const zero = (x: tf.Tensor) => tf.sum(tf.mul(x, 0));
@@ -225,7 +242,7 @@ function checkFinite(
   const bad = flags.findIndex((x) => x !== 0);
   if (bad < 0) return;
   const value = bad === 0 ? ` = ${loss.dataSync()[0]}` : ' has NaN/Inf entries';
-  tf.dispose([loss, metrics.values, ...Object.values(grads)]);
+  tf.dispose([loss, ...others, ...Object.values(grads)]);
   throw new DivergenceError(
     step,
     bad === 0 ? 'loss' : `gradient of '${names[bad - 1]}'`,
