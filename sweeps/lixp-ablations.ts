@@ -2,12 +2,12 @@
  * Every LIxP ablation of the CVPR slides that is a switch of the loss, one at a
  * time from the paper's method (α = 0.9, three learned temperatures, self-mask,
  * QK-norm), beside SigLIP, at the `lab` preset, 3 seeds. The slides' zero-shot /
- * 16-shot numbers for each row are in notebook 02 and the issue. Not yet in the
- * grid: the stale memory of past batches, its active subset and the two-stage
- * variant (they need state across steps; see the LIxP issue's notes).
- * Size: 22 variants × 3 seeds = 66 runs ≈ 3 min each with one worker (lixp-scale's
- * 1500-step runs: 134–147 s of training + the suite) ≈ 3.3 h with one worker; two
- * workers on the two cores ≈ 2 h.
+ * 16-shot numbers for each row are in LIXP_SLIDES (lib/runs/lixp-report.ts).
+ * The memory rows (stale FIFO memory, active subset, two-stage) came later: the
+ * first 22 variants ran first, so their ids and results stay as they were.
+ * Size: 29 variants × 3 seeds = 87 runs. The first 66 took ≈ 2 min each with two
+ * workers on the two cores (≈ 1.8 h); the 21 memory runs ≈ 40 min more (the stale
+ * memory of 4096 rows makes the attention [256, 4352]).
  */
 import type { Grid } from '../lib/runs/sweep';
 
@@ -44,6 +44,10 @@ const grid: Grid = {
       { ...lixp, residual: true },
       { ...lixp, memory: 'images+texts' },
       { ...lixp, context: 'separate' },
+      // memory ablations (lixp.ts documents how the slides' sizes scale to a batch of 256)
+      ...[256, 1024, 4096].map((stale) => ({ ...lixp, stale })), // slides: 32K / 128K / 512K
+      ...[8, 16, 64].map((activeSubset) => ({ ...lixp, activeSubset })), // slides: 1k / 2k / 8k of 32K
+      { ...lixp, stages: 2 },
     ],
   },
   seeds: [0, 1, 2],

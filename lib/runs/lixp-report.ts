@@ -33,6 +33,14 @@ export const LIXP_SLIDES: Record<string, { zeroShot: number; shot16: number }> =
   'residual=true': { zeroShot: 49.2, shot16: 59.2 },
   'memory=images+texts': { zeroShot: 47.9, shot16: 61.4 },
   'context=separate': { zeroShot: 48.8, shot16: 63.2 },
+  // memory ablations, the slides' sizes scaled from their 32K batch to the lab's 256 (lixp.ts)
+  'stale=256': { zeroShot: 45.9, shot16: 59.7 }, // + stale 32K
+  'stale=1024': { zeroShot: 46.9, shot16: 60.5 }, // + stale 128K
+  'stale=4096': { zeroShot: 47.2, shot16: 60.7 }, // + stale 512K
+  'activeSubset=8': { zeroShot: 50.7, shot16: 59.9 }, // subset 1k of 32K
+  'activeSubset=16': { zeroShot: 50.5, shot16: 62.9 }, // subset 2k
+  'activeSubset=64': { zeroShot: 50.3, shot16: 63.9 }, // subset 8k
+  'stages=2': { zeroShot: 50.5, shot16: 62.0 }, // two-stage
 };
 
 /**
