@@ -10,6 +10,7 @@ export * from './eval/fewshot';
 export * from './eval/fewshot-suite';
 export * from './eval/mixing';
 export * from './eval/probe';
+export * from './eval/shift';
 export * from './eval/spectrum';
 export * from './model/index';
 export { checkShape, embed, l2normalize, layerNorm, logSigmoid, quickGelu } from './model/ops';

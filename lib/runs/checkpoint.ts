@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describeDifference } from '../config/diff';
 import type { Params } from '../model/params';
-import { writeAtomic } from '../paths';
+import { labPath, writeAtomic } from '../paths';
 import type { StepRecord } from '../train/loop';
 import type { AdamState } from '../train/optim';
 
@@ -316,5 +316,46 @@ export class CheckpointWriter {
       fs.fsyncSync(fd);
       fs.closeSync(fd);
     } catch {} // some filesystems refuse fsync on a directory; the rename is still atomic
+  }
+}
+
+/** The numbered checkpoints of `dir` written by a run of `config` (others skipped), oldest first. */
+function checkpointsOf(dir: string, config: unknown): Checkpoint[] {
+  const files = listCheckpoints(labPath(dir)).filter((f) => CKPT_RE.test(path.basename(f)));
+  const out: Checkpoint[] = [];
+  for (const f of files.reverse()) {
+    try {
+      out.push(readCheckpoint(f, config)); // a leftover of another run's config throws
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+    }
+  }
+  return out;
+}
+
+/**
+ * `fn(step)` with the weights of each numbered checkpoint in `dir` that a run of
+ * `config` wrote, oldest first, loaded into `params` in turn; the live weights
+ * are put back afterwards (also when `fn` throws).
+ */
+export function atCheckpoints<T>(
+  params: Params,
+  dir: string,
+  config: unknown,
+  fn: (step: number) => T,
+): T[] {
+  const saved = Object.fromEntries(Object.entries(params).map(([n, v]) => [n, tf.clone(v)]));
+  try {
+    return checkpointsOf(dir, config).map((ck) => {
+      for (const [n, v] of Object.entries(params)) {
+        const t = ck.tensors.get(`param/${n}`);
+        if (!t) throw new CheckpointError(ck.file, `no parameter '${n}'`);
+        tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
+      }
+      return fn(ck.step);
+    });
+  } finally {
+    for (const [n, v] of Object.entries(params)) v.assign(saved[n]);
+    tf.dispose(Object.values(saved));
   }
 }

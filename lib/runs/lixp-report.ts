@@ -2,11 +2,16 @@
  * What notebook 02 reads back about LIxP: the slides' numbers for every row of
  * their ablation tables, the label an objective section stands for in those
  * tables, and the lixp-scale / lixp-ablations grids summarised over seeds
- * (null when a grid has not been run; notebook 02 then prints the command).
+ * (null when a grid has not been run; notebook 02 then prints the command), and
+ * the representational shift of a run at each of its checkpoints.
  */
 import { describeDifference } from '../config/diff';
+import { imageSide } from '../eval/evaluate';
 import { FEWSHOT_METHODS, type FewShotMethod, type FewShotRow } from '../eval/fewshot-suite';
+import { representationalShift, type Shift, type ShiftOptions } from '../eval/shift';
 import { lixp } from '../objectives/lixp';
+import type { Model } from '../objectives/model';
+import { atCheckpoints } from './checkpoint';
 import { gridSummary, type SummaryRow } from './results';
 
 /** Zero-shot / 16-shot of the CVPR slides' ablation tables (ViT-B/16, their benchmark means). */
@@ -140,4 +145,36 @@ export function shotsToMatch(
     return 2 ** (Math.log2(a.k) + f * (Math.log2(b.k) - Math.log2(a.k)));
   }
   return null;
+}
+
+/**
+ * The representational shift (eval/shift.ts) of `model`'s image embeddings of
+ * `images` (identities `identity`) at each numbered checkpoint a run of `config`
+ * wrote in `dir`. The contextualiser's τctx is `opts.logTauCtx` when given (SigLIP,
+ * which has none), else the model's own learned log τctx at that checkpoint (LIxP).
+ */
+export function checkpointShift(
+  model: Model,
+  dir: string,
+  config: unknown,
+  images: Float32Array,
+  identity: Int32Array,
+  opts: Omit<ShiftOptions, 'logTauCtx'> & { logTauCtx?: number },
+): Array<Shift & { step: number; logTauCtx: number }> {
+  return atCheckpoints(model.params, dir, config, (step) => {
+    const own = model.params.logTauCtx;
+    const logTauCtx = opts.logTauCtx ?? own?.dataSync()[0];
+    if (logTauCtx === undefined)
+      throw new Error('checkpointShift: the model has no τctx; pass opts.logTauCtx');
+    const side = imageSide(model, images);
+    try {
+      return {
+        step,
+        logTauCtx,
+        ...representationalShift(side.image!, identity, { ...opts, logTauCtx }),
+      };
+    } finally {
+      for (const t of Object.values(side)) t?.dispose();
+    }
+  });
 }

@@ -4,11 +4,9 @@
  * objective section stands for, the paper's reported numbers, and the spectrum
  * of one run at each of its checkpoints.
  */
-import * as tf from '@tensorflow/tfjs';
 import { covarianceSpectrum, effectiveRank, spectrumFeatures } from '../eval/spectrum';
 import type { Model } from '../objectives/model';
-import { labPath } from '../paths';
-import { type Checkpoint, CheckpointError, listCheckpoints, readCheckpoint } from './checkpoint';
+import { atCheckpoints } from './checkpoint';
 
 /** The rungs of the paper's Figure 3 as the lab runs them (llip-ladder grid), in order. */
 export const LADDER = [
@@ -56,20 +54,6 @@ export interface CheckpointSpectrum {
   effectiveRank: number;
 }
 
-/** The numbered checkpoints of `dir` written by a run of `config` (others skipped), oldest first. */
-function checkpointsOf(dir: string, config: unknown): Checkpoint[] {
-  const files = listCheckpoints(labPath(dir)).filter((f) => /ckpt-\d+\.bin$/.test(f));
-  const out: Checkpoint[] = [];
-  for (const f of files.reverse()) {
-    try {
-      out.push(readCheckpoint(f, config)); // a leftover of another run's config throws
-    } catch (e) {
-      if (!(e instanceof CheckpointError)) throw e;
-    }
-  }
-  return out;
-}
-
 /**
  * The covariance spectrum of `model`'s visual features on `images`, with the
  * weights of each numbered checkpoint in `dir` that a run of `config` wrote
@@ -81,20 +65,10 @@ export function checkpointSpectra(
   config: unknown,
   images: Float32Array,
 ): CheckpointSpectrum[] {
-  const saved = Object.fromEntries(Object.entries(model.params).map(([n, v]) => [n, tf.clone(v)]));
-  const out = checkpointsOf(dir, config).map((ck) => {
-    const file = ck.file;
-    for (const [n, v] of Object.entries(model.params)) {
-      const t = ck.tensors.get(`param/${n}`);
-      if (!t) throw new Error(`${file}: no parameter '${n}'`);
-      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
-    }
+  return atCheckpoints(model.params, dir, config, (step) => {
     const x = spectrumFeatures(model, images);
     const s = covarianceSpectrum(x);
     x.dispose();
-    return { step: ck.step, singularValues: s, effectiveRank: effectiveRank(s) };
+    return { step, singularValues: s, effectiveRank: effectiveRank(s) };
   });
-  for (const [n, v] of Object.entries(model.params)) v.assign(saved[n]);
-  tf.dispose(Object.values(saved));
-  return out;
 }
