@@ -1,13 +1,15 @@
 /**
  * `npm run bench`: the lab's training step against PyTorch on this machine.
  *
- * Trains the issue's model (32×32, patch 4, width 128, 4 image + 2 text layers,
- * batch 256) and the `lab` preset in TF.js (the backend the lab picks) and in
- * PyTorch at 1 and 2 threads (bench/torch_bench.py), from the same weights, on
- * the same batches, with the same AdamW schedule, alternating after warm-up; then
- * checks the losses agree, profiles one lab step of each model, and times evaluation over a
- * 10 000-image cache and static figure export. Writes bench/results/<date>.json
- * and the table in bench/README.md.
+ * Trains every objective (SigLIP, CLIP, LIxP, Llip at K = 32) on the `lab`
+ * preset and SigLIP on the issue's model (32×32, patch 4, width 128, 4 image + 2
+ * text layers, batch 256) in TF.js (the backend the lab picks) and in PyTorch
+ * (bench/torch_bench.py) at 1 and 2 threads, each with the BLAS environment as
+ * pinned and with the pins unset for the child alone, from the same weights, on
+ * the same batches, with the same AdamW schedule, alternating after warm-up;
+ * checks the losses agree, profiles one lab step of each model, times Llip's
+ * step vs K, evaluation over a 10 000-image cache and static figure export.
+ * Writes bench/results/<date>.json and the table in bench/README.md.
  *
  * `npm run bench -- --smoke` (or BENCH_SMOKE=1): tiny sizes, a couple of steps,
  * for CI; writes its JSON to the temp folder and leaves README.md alone.
@@ -29,8 +31,16 @@ import { timeLlipSteps } from './llip';
 import { LOSS_SHAPE, type LossShape, timeLossesLab } from './losses';
 import { kernelSetsAB, labStep, profileStep } from './profile';
 import { type BenchResult, gitCommit, machine, markdown, versions, writeResult } from './report';
-import { type BenchCase, benchCases, benchModel, benchOptim, fixedBatches } from './setup';
-import { ChildError, checkTorch, formatError, TorchServer } from './torch';
+import { type BenchCase, benchCases, benchModel, benchOptim, fixedBatches, LLIP_K } from './setup';
+import {
+  blasPins,
+  ChildError,
+  checkTorch,
+  formatError,
+  setupName,
+  TorchServer,
+  torchSetups,
+} from './torch';
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const PLAN: Plan = SMOKE
@@ -59,7 +69,7 @@ async function profileCase(c: BenchCase, world: ReturnType<typeof createWorld>) 
   step();
   const steps = await profileStep(step);
   dispose();
-  return { model: c.label, steps };
+  return { model: `${c.label}, ${c.objective.name}`, steps };
 }
 
 /** Before/after of the kernel sets on one `lab`-preset step (when the addon is there). */
@@ -75,35 +85,45 @@ function kernelsCase(c: BenchCase, world: ReturnType<typeof createWorld>, native
 const SMOKE_LOSS_SHAPE: LossShape = { batch: 16, dim: 16, mixtureTokens: 4, heads: 2, tau: 5 };
 const LOSS_REPS = Number(process.env.BENCH_LOSS_REPS ?? 7);
 
-/** Forward + backward of each objective, lab and PyTorch (1 thread, its fastest here). */
-async function compareLosses(torch: TorchServer): Promise<BenchResult['losses']> {
+/** Forward + backward of each objective, lab and PyTorch (the faster 1-thread setup per objective). */
+async function compareLosses(torch: TorchServer[]): Promise<BenchResult['losses']> {
   const shape = SMOKE ? SMOKE_LOSS_SHAPE : LOSS_SHAPE;
   const reps = SMOKE ? 1 : LOSS_REPS;
   console.log(`[bench] objectives at batch ${shape.batch}: forward + backward, median of ${reps}`);
   const lab = timeLossesLab(shape, reps);
-  const torchMs = await torch.losses(shape, reps, 1);
-  return { shape, reps, lab, torch: torchMs };
+  const oneThread = torch.filter((t) => t.setup.threads === 1);
+  const each: Record<string, number>[] = [];
+  for (const t of oneThread) each.push(await t.losses(shape, reps));
+  const best = Object.fromEntries(
+    Object.keys(each[0]).map((n) => [n, Math.min(...each.map((e) => e[n]))]),
+  );
+  const bySetup = Object.fromEntries(oneThread.map((t, i) => [setupName(t.setup), each[i]]));
+  return { shape, reps, lab, torch: best, torchBySetup: bySetup };
 }
 
 function backendThreads(): number {
   return backendInfo()?.threads ?? 1;
 }
 
+/** The `lab`-preset SigLIP case (or the first): the model of the profiles, kernel sets and evaluation. */
+function labSiglip(cases: BenchCase[]): BenchCase {
+  return cases.find((k) => k.key === 'lab-siglip') ?? cases[0];
+}
+
 function evalModel(world: ReturnType<typeof createWorld>, cases: BenchCase[]) {
-  const c = cases.find((k) => k.key === 'lab') ?? cases[0];
-  return createModel(c.model, 'siglip', world.tokenizer.END, 0);
+  return createModel(labSiglip(cases).model, 'siglip', world.tokenizer.END, 0);
 }
 
 function printCase(r: CaseResult): void {
-  console.log(`\n${r.label}: ${r.gflopPerStep.toFixed(1)} GFLOP/step`);
+  console.log(`\n${r.label}, ${r.objective}: ${r.gflopPerStep.toFixed(1)} GFLOP/step`);
   for (const s of r.sides) {
     const pct = (100 * s.peakFraction).toFixed(1);
     console.log(
-      `  ${s.name.padEnd(18)} ${s.msPerStep.toFixed(0).padStart(6)} ms/step (CPU ${s.cpuMsPerStep.toFixed(0)})  ${s.gflops.toFixed(1)} GFLOP/s (${pct}% of peak)  loss ${s.losses.at(-1)!.toFixed(4)}`,
+      `  ${s.name.padEnd(38)} ${s.msPerStep.toFixed(0).padStart(6)} ms/step (CPU ${s.cpuMsPerStep.toFixed(0)}, ×${s.parallelism.toFixed(2)})  ${s.gflops.toFixed(1)} GFLOP/s (${pct}% of peak)  loss ${s.losses.at(-1)!.toFixed(4)}  peak RSS ${s.peakRssMiB.toFixed(0)} MiB`,
     );
   }
-  console.log(`  lab / best PyTorch: ${r.ratioToBestTorch.toFixed(2)}× wall`);
-  console.log(`  lab / PyTorch 1 thread: ${r.cpuRatioToTorch1.toFixed(2)}× CPU time`);
+  console.log(`  lab / best PyTorch (${r.best}): ${r.ratioToBestTorch.toFixed(2)}× wall`);
+  console.log(`  lab / fastest 1-thread PyTorch: ${r.cpuRatioToTorch1.toFixed(2)}× CPU time`);
   console.log(`  losses agree: ${r.loss.ok} (max |Δ| ${r.loss.maxAbsDiff.toExponential(2)})`);
 }
 
@@ -115,33 +135,35 @@ async function main(): Promise<void> {
   const info = await initBackend();
   const world = createWorld({ trainScenes: SMOKE ? 300 : 2000, valScenes: 64, testScenes: 64 });
   const cases = benchCases(world, SMOKE);
-  const torch = new TorchServer();
+  const setups = torchSetups();
+  console.log(
+    `[bench] PyTorch setups: ${setups.map(setupName).join('; ')} (pins in this environment: ${blasPins().join(' ') || 'none'})`,
+  );
+  const torch = setups.map((s) => new TorchServer(undefined, s));
   const results: CaseResult[] = [];
   let torchVersion = '';
   let losses: BenchResult['losses'] = null;
   try {
     for (const c of cases) {
       console.log(
-        `[bench] ${c.label}: ${PLAN.warmup} warm-up + ${PLAN.rounds}×${PLAN.perRound} steps per side`,
+        `[bench] ${c.label}, ${c.objective.name}: ${PLAN.warmup} warm-up + ${PLAN.rounds}×${PLAN.perRound} steps per side`,
       );
       const r = await compareCase(c, world, torch, PLAN);
       printCase(r);
       results.push(r);
     }
     losses = await compareLosses(torch);
-    torchVersion = torch.version();
-    const torchRss = await torch.maxRssMiB();
-    console.log(`  PyTorch process peak RSS: ${torchRss.toFixed(0)} MiB`);
-    for (const r of results) Object.assign(r.memory, { torchRssMiB: torchRss });
+    torchVersion = torch[0].version();
   } finally {
-    torch.close();
+    for (const t of torch) t.close();
   }
+  const profiled = cases.filter((c) => SMOKE || !['lab-clip', 'lab-lixp'].includes(c.key));
   const profiles = [];
-  for (const c of cases) profiles.push(await profileCase(c, world));
-  const kernels = kernelsCase(cases.find((k) => k.key === 'lab') ?? cases[0], world, info.native);
-  const llipCase = cases.find((k) => k.key === 'lab') ?? cases[0];
-  console.log(`[bench] Llip training steps, ${llipCase.label}`);
-  const llip = timeLlipSteps(llipCase, world, SMOKE ? [4] : [8, 32, 64], SMOKE ? 1 : 5);
+  for (const c of profiled) profiles.push(await profileCase(c, world));
+  const kernels = kernelsCase(labSiglip(cases), world, info.native);
+  const llipCase = labSiglip(cases);
+  console.log(`[bench] Llip training steps vs K, ${llipCase.label}`);
+  const llip = timeLlipSteps(llipCase, world, SMOKE ? [4] : [8, 16, LLIP_K, 64], SMOKE ? 1 : 5);
   const model = evalModel(world, cases);
   const evaluation = timeEvaluation(model, world, CACHE_IMAGES, SMOKE ? 1 : 5);
   disposeParams(model.params);

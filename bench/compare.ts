@@ -1,7 +1,9 @@
 /**
- * Lab vs PyTorch on one model: same initial weights, same batches, same AdamW
- * schedule; steps alternate lab / PyTorch 1 thread / PyTorch 2 threads round by
- * round (rotating who goes first) so load from other processes hits all alike.
+ * Lab vs PyTorch on one model and objective: same initial weights, same
+ * batches, same AdamW schedule; steps alternate lab / each PyTorch setup (1 and
+ * 2 threads, BLAS pins as set and unset) round by round, rotating who goes
+ * first, so load from other processes hits all alike. The yardstick is the
+ * fastest PyTorch setup whose losses agree with the lab's.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,10 +18,11 @@ import {
   benchModel,
   benchOptim,
   fixedBatches,
+  objectiveLabel,
   stepFlops,
   writeShared,
 } from './setup';
-import type { StepTimes, TorchServer } from './torch';
+import { type StepTimes, setupName, type TorchServer, type TorchSetup } from './torch';
 
 export const PEAK_GFLOPS = 235;
 /** Loss agreement after the same steps: |lab − torch| ≤ ABS + REL·|torch|. */
@@ -34,6 +37,10 @@ export interface Plan {
 
 export interface SideResult {
   name: string;
+  setup?: TorchSetup; // PyTorch sides
+  parallelism: number; // median CPU ms / wall ms per step: the threads it really used
+  /** peak memory: PyTorch its process's peak RSS over this case; the lab its process's (it only grows) */
+  peakRssMiB: number;
   msPerStep: number; // median wall time over timed steps
   ms: number[];
   cpuMsPerStep: number; // median CPU time (all threads): robust to load from other processes
@@ -45,14 +52,24 @@ export interface SideResult {
 
 export interface CaseResult {
   key: string;
-  label: string;
+  label: string; // the model
+  objective: string; // the objective, for tables
   gflopPerStep: number;
   steps: number;
-  sides: SideResult[];
-  ratioToBestTorch: number;
-  cpuRatioToTorch1: number; // lab CPU ms / PyTorch 1-thread CPU ms: the load-robust ratio
-  loss: { lab: number; torch1: number; torch2: number; maxAbsDiff: number; ok: boolean };
-  memory: { labRssMiB: number; wasmHeapMiB: number; tfBytesMiB: number; torchRssMiB?: number };
+  sides: SideResult[]; // lab first, then each PyTorch setup
+  best: string; // the fastest PyTorch side: the yardstick
+  ratioToBestTorch: number; // lab wall ms / the yardstick's
+  /** lab wall ms / PyTorch's, per BLAS environment (its faster thread count) */
+  ratioByBlas: Record<string, number>;
+  cpuRatioToTorch1: number; // lab CPU ms / the fastest 1-thread PyTorch side's CPU ms: the load-robust ratio
+  loss: { lab: number; torch: number[]; maxAbsDiff: number; ok: boolean };
+  memory: {
+    labRssMiB: number; // process peak so far
+    wasmHeapMiB: number;
+    tfBytesMiB: number;
+    stepPeakMiB: number; // peak bytes of live tensors during one step (tf.profile)
+    torchRssMiB: number[]; // per PyTorch side, peak over this case
+  };
 }
 
 type Runner = (from: number, to: number) => Promise<StepTimes>;
@@ -95,19 +112,18 @@ function wasmHeapBytes(): number {
 export async function compareCase(
   c: BenchCase,
   world: World,
-  torch: TorchServer,
+  torch: TorchServer[],
   plan: Plan,
 ): Promise<CaseResult> {
   const total = plan.warmup + plan.rounds * plan.perRound;
   const lab = labRunner(c, world, total);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lab-bench-${c.key}-`));
   writeShared(dir, c, lab.model, lab.batches, total);
-  await torch.load(c.key, dir, [1, 2]);
+  for (const t of torch) await t.load(c.key, dir);
   fs.rmSync(dir, { recursive: true, force: true });
   const runners: [string, Runner][] = [
     ['lab', lab.run],
-    ['PyTorch 1 thread', (f, t) => torch.steps(c.key, 1, f, t)],
-    ['PyTorch 2 threads', (f, t) => torch.steps(c.key, 2, f, t)],
+    ...torch.map((t): [string, Runner] => [setupName(t.setup), (f, e) => t.steps(c.key, f, e)]),
   ];
   const ms: number[][] = runners.map(() => []);
   const cpu: number[][] = runners.map(() => []);
@@ -124,59 +140,83 @@ export async function compareCase(
     }
     process.stdout.write(`  ${c.key}: round ${r + 2}/${plan.rounds + 1}\r`);
   }
+  // one more step, profiled for its peak of live tensors (after the timed and compared ones)
+  const profiled = await tf.profile(() => {
+    lab.run(total, total + 1);
+    return tf.scalar(0);
+  });
+  tf.dispose(profiled.result as tf.Tensor);
   const memory = {
     labRssMiB: process.resourceUsage().maxRSS / 1024,
     wasmHeapMiB: wasmHeapBytes() / 2 ** 20,
     tfBytesMiB: tf.memory().numBytes / 2 ** 20,
+    stepPeakMiB: profiled.peakBytes / 2 ** 20,
+    torchRssMiB: await Promise.all(torch.map((t) => t.maxRssMiB())),
   };
   lab.dispose();
   const names = runners.map(([name]) => name);
-  return summarize(c, names, { ms, cpu, losses }, total, memory);
+  const setups = torch.map((t) => t.setup);
+  return summarize(c, names, setups, { ms, cpu, losses }, total, memory);
 }
 
 function summarize(
   c: BenchCase,
   names: string[],
+  setups: TorchSetup[],
   times: { ms: number[][]; cpu: number[][]; losses: number[][] },
   steps: number,
   memory: CaseResult['memory'],
 ): CaseResult {
   const { ms, cpu, losses } = times;
-  const flops = stepFlops(c.model, c.batch);
-  const sides = names.map((name, i) => {
+  const flops = stepFlops(c.model, c.batch, c.objective);
+  const sides: SideResult[] = names.map((name, i) => {
     const msPerStep = median(ms[i]);
     const gflops = flops / 1e9 / (msPerStep / 1000);
     return {
       name,
+      ...(i > 0 ? { setup: setups[i - 1] } : {}),
       msPerStep,
       ms: ms[i],
       cpuMsPerStep: median(cpu[i]),
       cpuMs: cpu[i],
+      parallelism: median(cpu[i].map((x, k) => x / ms[i][k])),
+      peakRssMiB: i === 0 ? memory.labRssMiB : memory.torchRssMiB[i - 1],
       gflops,
       peakFraction: gflops / PEAK_GFLOPS,
       losses: losses[i],
     };
   });
-  const [labL, t1, t2] = losses;
+  const [labL, ...torchL] = losses;
   let maxAbsDiff = 0;
   let ok = true;
-  for (const t of [t1, t2]) {
+  for (const t of torchL) {
     labL.forEach((l, s) => {
       const d = Math.abs(l - t[s]);
       maxAbsDiff = Math.max(maxAbsDiff, d);
       if (!(d <= LOSS_ABS + LOSS_REL * Math.abs(t[s]))) ok = false;
     });
   }
-  const best = Math.min(sides[1].msPerStep, sides[2].msPerStep);
+  const torchSides = sides.slice(1);
+  const fastest = (xs: SideResult[], key: 'msPerStep' | 'cpuMsPerStep' = 'msPerStep') =>
+    xs.reduce((a, b) => (b[key] < a[key] ? b : a));
+  const best = fastest(torchSides);
+  const ratioByBlas: Record<string, number> = {};
+  for (const b of new Set(setups.map((s) => s.blas)))
+    ratioByBlas[b] =
+      sides[0].msPerStep / fastest(torchSides.filter((s) => s.setup?.blas === b)).msPerStep;
+  const oneThread = torchSides.filter((s) => s.setup?.threads === 1);
   return {
     key: c.key,
     label: c.label,
+    objective: objectiveLabel(c.objective),
     gflopPerStep: flops / 1e9,
     steps,
     sides,
-    ratioToBestTorch: sides[0].msPerStep / best,
-    cpuRatioToTorch1: sides[0].cpuMsPerStep / sides[1].cpuMsPerStep,
-    loss: { lab: labL.at(-1)!, torch1: t1.at(-1)!, torch2: t2.at(-1)!, maxAbsDiff, ok },
+    best: best.name,
+    ratioToBestTorch: sides[0].msPerStep / best.msPerStep,
+    ratioByBlas,
+    cpuRatioToTorch1: sides[0].cpuMsPerStep / fastest(oneThread, 'cpuMsPerStep').cpuMsPerStep,
+    loss: { lab: labL.at(-1)!, torch: torchL.map((t) => t.at(-1)!), maxAbsDiff, ok },
     memory,
   };
 }

@@ -23,7 +23,13 @@ export interface BenchResult {
   cases: CaseResult[];
   profiles: { model: string; steps: StepProfile }[];
   kernels: KernelSetsAB | null;
-  losses: { shape: LossShape; reps: number; lab: LossTimes; torch: Record<string, number> } | null;
+  losses: {
+    shape: LossShape;
+    reps: number;
+    lab: LossTimes;
+    torch: Record<string, number>; // the faster 1-thread setup per objective
+    torchBySetup?: Record<string, Record<string, number>>;
+  } | null;
   llip?: LlipStepTime[]; // Llip training steps vs K (bench/llip.ts)
   evaluation: EvalTimes;
   figure: FigureTimes | null;
@@ -80,23 +86,51 @@ export function versions(torch: string, addon: string | null): Record<string, st
 const f1 = (x: number) => x.toFixed(1);
 const f0 = (x: number) => x.toFixed(0);
 
+const ratio = (x: number) => `${x.toFixed(2)}×`;
+
+/** "2977 MiB RSS (process peak so far), wasm heap 2749 MiB, live tensors ≤ 310 MiB in a step". */
+function labMemory(c: CaseResult): string {
+  const m = c.memory;
+  return `${f0(m.labRssMiB)} MiB RSS (process peak so far), wasm heap ${f0(m.wasmHeapMiB)} MiB, live tensors ≤ ${f0(m.stepPeakMiB)} MiB in a step`;
+}
+
+/** One line per case: the lab against the fastest PyTorch setup, and against each BLAS environment's best. */
+export function summaryTable(cases: CaseResult[]): string {
+  const blas = [...new Set(cases.flatMap((c) => Object.keys(c.ratioByBlas)))];
+  const head =
+    blas.length > 1
+      ? blas
+          .map((b) => ` lab / PyTorch, BLAS ${b === 'pinned' ? 'as pinned' : 'pins unset'} |`)
+          .join('')
+      : '';
+  const rows = cases.map((c) => {
+    const lab = c.sides[0];
+    const best = c.sides.find((s) => s.name === c.best)!;
+    const byBlas = blas.length > 1 ? blas.map((b) => ` ${ratio(c.ratioByBlas[b])} |`).join('') : '';
+    const torchPeak = Math.max(...c.memory.torchRssMiB);
+    return `| ${c.label} | ${c.objective} | ${f0(lab.msPerStep)} | ${f0(best.msPerStep)} (${best.name.replace('PyTorch ', '')}) | **${ratio(c.ratioToBestTorch)}** |${byBlas} ${ratio(c.cpuRatioToTorch1)} | ${f0(c.memory.labRssMiB)} / ${f0(c.memory.stepPeakMiB)} | ${f0(best.peakRssMiB)} (max ${f0(torchPeak)}) | ${c.loss.ok ? 'ok' : 'MISMATCH'} (${c.loss.maxAbsDiff.toExponential(1)}) |`;
+  });
+  return [
+    `| model | objective | lab ms/step | fastest PyTorch ms/step (setup) | lab / fastest PyTorch |${head} lab CPU / fastest 1-thread PyTorch CPU | lab peak MiB: RSS / live tensors in a step | PyTorch peak RSS MiB, fastest setup (max over setups) | losses agree (max abs diff) |`,
+    `|---|---|---|---|---|${blas.length > 1 ? blas.map(() => '---|').join('') : ''}---|---|---|---|`,
+    ...rows,
+  ].join('\n');
+}
+
 export function trainingTable(cases: CaseResult[]): string {
   const rows = cases.flatMap((c) =>
     c.sides.map((s, i) => {
-      const cpuRatio = `${c.cpuRatioToTorch1.toFixed(2)}× CPU vs 1 thread`;
-      const ratio = i === 0 ? `**${c.ratioToBestTorch.toFixed(2)}×** (${cpuRatio})` : '';
-      const mem =
-        i === 0
-          ? `${f0(c.memory.labRssMiB)} MiB RSS, wasm heap ${f0(c.memory.wasmHeapMiB)} MiB`
-          : '';
+      const r = i === 0 ? `**${ratio(c.ratioToBestTorch)}**` : s.name === c.best ? 'yardstick' : '';
+      const mem = i === 0 ? labMemory(c) : `${f0(s.peakRssMiB)} MiB RSS`;
       const loss = s.losses.at(-1)!.toFixed(4);
-      const label = i === 0 ? `${c.label}, ${c.gflopPerStep.toFixed(1)} GFLOP/step` : '';
-      return `| ${label} | ${s.name} | ${f0(s.msPerStep)} | ${f0(s.cpuMsPerStep)} | ${ratio} | ${f1(s.gflops)} | ${f1(100 * s.peakFraction)}% | ${loss} | ${mem} |`;
+      const label =
+        i === 0 ? `${c.label}, ${c.objective}, ${c.gflopPerStep.toFixed(1)} GFLOP/step` : '';
+      return `| ${label} | ${s.name} | ${f0(s.msPerStep)} | ${f0(s.cpuMsPerStep)} | ${s.parallelism.toFixed(2)} | ${r} | ${f1(s.gflops)} | ${f1(100 * s.peakFraction)}% | ${loss} | ${mem} |`;
     }),
   );
   return [
-    '| model | runs on | ms/step (median) | CPU ms/step | lab / best PyTorch | GFLOP/s | of peak | loss after last step | peak memory |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| model, objective | runs on | ms/step (median) | CPU ms/step | CPU / wall | lab / fastest PyTorch | GFLOP/s | of peak | loss after last step | peak memory |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }
@@ -148,7 +182,7 @@ function lossesTable(r: BenchResult): string {
     llip: `Llip (K = ${s.mixtureTokens} mixture tokens, ${s.heads} heads)`,
   };
   return [
-    `Objectives alone, forward + backward w.r.t. embeddings and loss parameters, batch ${s.batch}, width ${s.dim} (median of ${l.reps}):`,
+    `Objectives alone, forward + backward w.r.t. embeddings and loss parameters, batch ${s.batch}, width ${s.dim} (median of ${l.reps}; PyTorch: the faster 1-thread setup):`,
     '',
     '| objective | lab ms | PyTorch 1 thread ms | lab / PyTorch |',
     '|---|---|---|---|',
@@ -161,13 +195,17 @@ function lossesTable(r: BenchResult): string {
 
 function llipTable(r: BenchResult): string {
   if (!r.llip?.length) return '';
-  const base = r.llip[0].ms;
+  const base = r.llip[0];
+  const cpu = (x?: number) => (x === undefined ? '' : f0(x));
   return [
-    'Llip training steps on the `lab` preset vs mixture tokens K (lab only; K = 0 is the SigLIP step of the same towers):',
+    'Llip training steps on the `lab` preset vs mixture tokens K (lab only; K = 0 is the SigLIP step of the same towers; the models take turns step by step):',
     '',
-    '| K | ms/step | × SigLIP step |',
-    '|---|---|---|',
-    ...r.llip.map((s) => `| ${s.K || 'SigLIP'} | ${f0(s.ms)} | ${(s.ms / base).toFixed(2)}× |`),
+    '| K | ms/step | CPU ms/step | × SigLIP step (wall) | × SigLIP step (CPU) |',
+    '|---|---|---|---|---|',
+    ...r.llip.map(
+      (s) =>
+        `| ${s.K || 'SigLIP'} | ${f0(s.ms)} | ${cpu(s.cpuMs)} | ${(s.ms / base.ms).toFixed(2)}× | ${s.cpuMs && base.cpuMs ? `${(s.cpuMs / base.cpuMs).toFixed(2)}×` : ''} |`,
+    ),
   ].join('\n');
 }
 
@@ -183,9 +221,13 @@ export function markdown(r: BenchResult): string {
     `Measured ${r.date}${r.smoke ? ' (smoke mode)' : ''} on ${m.cpus.join(', ')} (${m.cores} cores), node ${m.node}, commit ${r.commit}.`,
     `Backend: ${r.backend}. PyTorch ${r.versions.torch}. Load average before/after: ${r.loadavg.before.map(f1).join(' ')} / ${r.loadavg.after.map(f1).join(' ')}.`,
     '',
+    summaryTable(r.cases),
+    '',
+    `Same weights, batches and AdamW schedule on both sides; every PyTorch setup's loss after every step within 0.02 + 1 % of the lab's (${loss}). Every side and step:`,
+    '',
     trainingTable(r.cases),
     '',
-    `Same weights, batches and AdamW schedule on both sides; ${loss}. Peak = ${235} GFLOP/s (matmul peak of this machine).`,
+    `CPU / wall: the threads a side really used (median over steps). Peak = ${235} GFLOP/s (matmul peak of this machine). PyTorch peak RSS: its process's peak over that case alone (reset when the case loads); the lab's RSS and wasm heap only grow, so the \`lab\` preset cases run first.`,
     '',
     lossesTable(r),
     '',

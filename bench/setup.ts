@@ -9,19 +9,53 @@ import { makeConfig } from '../lib/config/presets';
 import type { Batch } from '../lib/data/types';
 import type { World } from '../lib/data/world';
 import type { ModelConfig } from '../lib/model/index';
+import { type ObjectiveConfig, objectiveDefaults } from '../lib/objectives/index';
+import type { LlipConfig } from '../lib/objectives/llip';
 import { createModel, type Model } from '../lib/objectives/model';
 import { Rng } from '../lib/rng';
 import { defaultOptim, type OptimConfig } from '../lib/train/optim';
 
 export interface BenchCase {
-  key: string; // 'issue' | 'lab' | 'smoke'
-  label: string;
-  model: ModelConfig;
+  key: string; // 'lab-siglip', 'lab-llip', 'issue-siglip', 'smoke-clip', …
+  label: string; // the model
+  model: ModelConfig; // the towers (the objective adds Llip's mixture tokens)
+  objective: ObjectiveConfig;
   batch: number;
 }
 
-/** Sizes of the issue's model, the `lab` preset, and a tiny one for smoke runs. */
+/** Llip's K in the bench (issue 14: a Llip training step at K = 32). */
+export const LLIP_K = 32;
+
+/** The objectives the bench trains, as the lab configures them: LIxP with the paper's switches (α = 0.9). */
+export function benchObjectives(smoke: boolean): ObjectiveConfig[] {
+  return [
+    objectiveDefaults('siglip'),
+    objectiveDefaults('clip'),
+    objectiveDefaults('lixp'),
+    { ...(objectiveDefaults('llip') as LlipConfig), mixtureTokens: smoke ? 4 : LLIP_K },
+  ];
+}
+
+/** One line per objective for the tables: its name and what is set. */
+export function objectiveLabel(o: ObjectiveConfig): string {
+  if (o.name === 'lixp') return `LIxP (α = ${o.alpha}, paper switches)`;
+  if (o.name === 'llip') return `Llip (K = ${o.mixtureTokens}, ${o.heads} heads, τ = ${o.tau})`;
+  return o.name === 'clip' ? 'CLIP' : 'SigLIP';
+}
+
+/**
+ * Every objective on the `lab` preset, then SigLIP on the issue's model (the
+ * largest last: the lab's RSS and wasm heap only grow); a tiny model for smoke runs.
+ */
 export function benchCases(world: World, smoke: boolean): BenchCase[] {
+  const each = (key: string, label: string, model: ModelConfig, batch: number) =>
+    benchObjectives(smoke).map((objective) => ({
+      key: `${key}-${objective.name}`,
+      label,
+      model,
+      objective,
+      batch,
+    }));
   const tok = world.tokenizer;
   const text = (w: number, depth: number, heads: number) => ({
     width: w,
@@ -38,9 +72,7 @@ export function benchCases(world: World, smoke: boolean): BenchCase[] {
       text: text(32, 1, 2),
       embedDim: 32,
     };
-    return [
-      { key: 'smoke', label: 'smoke (patch 8, width 32, 1+1 layers, batch 32)', model, batch: 32 },
-    ];
+    return each('smoke', 'smoke (patch 8, width 32, 1+1 layers, batch 32)', model, 32);
   }
   const issue = {
     image: { ...image, patch: 4, width: 128, depth: 4, heads: 4 },
@@ -54,17 +86,18 @@ export function benchCases(world: World, smoke: boolean): BenchCase[] {
     embedDim: lab.model.embedDim,
   };
   return [
+    ...each(
+      'lab',
+      '`lab` preset (patch 8, width 64, 2+2 layers, batch 256)',
+      labModel,
+      lab.batchSize,
+    ),
     {
-      key: 'issue',
+      key: 'issue-siglip',
       label: 'issue model (patch 4, width 128, 4+2 layers, batch 256)',
       model: issue,
+      objective: objectiveDefaults('siglip'),
       batch: 256,
-    },
-    {
-      key: 'lab',
-      label: '`lab` preset (patch 8, width 64, 2+2 layers, batch 256)',
-      model: labModel,
-      batch: lab.batchSize,
     },
   ];
 }
@@ -81,7 +114,7 @@ export function fixedBatches(world: World, size: number, count: number): Batch[]
 }
 
 export function benchModel(c: BenchCase, world: World): Model {
-  return createModel(c.model, 'siglip', world.tokenizer.END, 0);
+  return createModel(c.model, c.objective, world.tokenizer.END, 0);
 }
 
 /** Writes the model's initial weights, the batches and the optimizer for torch_bench.py. */
@@ -114,7 +147,8 @@ export function writeShared(
   );
   const decay = Object.keys(model.specs).filter((n) => model.specs[n].decay);
   const manifest = {
-    model: c.model,
+    model: model.config, // the towers as built: Llip's mixture tokens filled in
+    objective: model.objective,
     optim: benchOptim(),
     totalSteps,
     batch: c.batch,
@@ -138,19 +172,34 @@ function blockFlops(n: number, t: number, d: number, ratio: number): number {
 
 /**
  * Matmul FLOPs of one training step (forward + backward = 3 × forward), counted
- * analytically; the token embedding counts as a lookup (0), as in PyTorch.
+ * analytically; the token embedding counts as a lookup (0), as in PyTorch. The
+ * objective decides what the image tower computes (Llip: K more tokens, no
+ * pooling or image head) and adds its own products.
  */
-export function stepFlops(m: ModelConfig, B: number): number {
+export function stepFlops(m: ModelConfig, B: number, o: ObjectiveConfig): number {
   const im = m.image;
-  const tokens = (im.imageSize / im.patch) ** 2;
+  const patches = (im.imageSize / im.patch) ** 2;
+  const K = o.name === 'llip' ? o.mixtureTokens : 0;
+  const tokens = patches + (im.pool === 'cls' ? 1 : 0) + im.registers + K;
   const D = im.width;
-  let fwd = 2 * B * tokens * im.patch * im.patch * 3 * D; // patch embedding
+  const E = m.embedDim;
+  let fwd = 2 * B * patches * im.patch * im.patch * 3 * D; // patch embedding
   fwd += im.depth * blockFlops(B * tokens, tokens, D, im.mlpRatio);
-  fwd += 2 * B * tokens * D * 2 * D + 2 * 2 * B * tokens * D; // MAP: kv projection, scores, pooling
-  fwd += 2 * B * D * D + 2 * B * D * m.embedDim; // MAP proj, head
+  if (o.name !== 'llip') {
+    if (im.pool === 'map')
+      fwd += 2 * B * patches * D * 2 * D + 2 * 2 * B * patches * D + 2 * B * D * D; // MAP: kv, scores + pooling, proj
+    fwd += 2 * B * D * E; // image head
+  }
   const tx = m.text;
   const L = tx.contextLength;
   fwd += tx.depth * blockFlops(B * L, L, tx.width, tx.mlpRatio);
-  fwd += 2 * B * tx.width * m.embedDim + 2 * B * B * m.embedDim; // head, pair logits
+  fwd += 2 * B * tx.width * E; // text head
+  const pairs = 2 * B * B * E; // one B×B matrix of dot products at width E
+  if (o.name === 'lixp')
+    fwd += 4 * pairs; // base logits, x̄x̄ᵀ, A·X, contextual logits
+  else if (o.name === 'llip') {
+    fwd += 2 * 2 * B * K * D * E + 2 * B * tx.width * E; // per-token keys and values, queries
+    fwd += 2 * K * pairs + B * B * 2 * E * E + pairs; // Q·K, Φ·V, W_O per pair, cosines
+  } else fwd += pairs;
   return 3 * fwd;
 }

@@ -97,6 +97,48 @@ export interface StepTimes {
   loss: number[];
 }
 
+/** The BLAS variables this machine pins (shared/facts/speed.md) and the yardstick runs without. */
+export const BLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
+
+/** How a PyTorch child runs: its thread count, and the BLAS environment as pinned or with the pins unset. */
+export interface TorchSetup {
+  threads: number;
+  blas: 'pinned' | 'unset';
+}
+
+/** The pins set in this process's environment, as NAME=value. */
+export function blasPins(): string[] {
+  return BLAS_PINS.filter((n) => process.env[n] !== undefined).map((n) => `${n}=${process.env[n]}`);
+}
+
+/**
+ * The setups the yardstick runs: 1 and 2 threads, each with the BLAS pins as set
+ * and with them unset (only when some are set: otherwise both would be the same).
+ */
+export function torchSetups(threads = [1, 2]): TorchSetup[] {
+  const blas: TorchSetup['blas'][] = blasPins().length ? ['pinned', 'unset'] : ['pinned'];
+  return blas.flatMap((b) => threads.map((t) => ({ threads: t, blas: b })));
+}
+
+/** "PyTorch 1 thread, BLAS pins unset": a side's name in the tables. */
+export function setupName(s: TorchSetup): string {
+  const t = `PyTorch ${s.threads} thread${s.threads === 1 ? '' : 's'}`;
+  return blasPins().length ? `${t}, BLAS ${s.blas === 'pinned' ? 'as pinned' : 'pins unset'}` : t;
+}
+
+/**
+ * The child's environment: this process's, with the thread count pinned for every
+ * pool (torch's OpenMP, OpenBLAS's own, MKL's) and, for 'unset', without the BLAS
+ * pins. Only the child's: this process keeps its pins.
+ */
+export function childEnv(s: TorchSetup, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  if (s.blas === 'unset') for (const n of BLAS_PINS) delete out[n];
+  for (const n of ['OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'])
+    out[n] = String(s.threads);
+  return out;
+}
+
 export class TorchServer {
   private proc: ChildProcessWithoutNullStreams;
   private lines: AsyncIterator<string>;
@@ -106,10 +148,15 @@ export class TorchServer {
   private dead: string | null = null;
   private died: Promise<never>;
 
-  constructor(private python = PYTHON) {
+  constructor(
+    private python = PYTHON,
+    readonly setup: TorchSetup = { threads: 1, blas: 'pinned' },
+  ) {
     const script = path.join(__dirname, 'torch_bench.py');
-    // One OpenMP/MKL pool sized by set_num_threads; leave OPENBLAS_CORETYPE as the env has it.
-    this.proc = spawn(python, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = spawn(python, [script, '--threads', String(setup.threads)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: childEnv(setup),
+    });
     this.proc.stderr.on('data', (d) => {
       this.stderr = (this.stderr + d).slice(-4000);
     });
@@ -160,9 +207,9 @@ export class TorchServer {
     return reply;
   }
 
-  /** Loads one model copy (weights, batches, optimizer) per thread count. */
-  async load(key: string, dir: string, threads: number[]): Promise<void> {
-    const reply = await this.call<{ torch: string }>({ cmd: 'load', key, dir, threads });
+  /** Frees the previous model and loads this one (weights, batches, objective, optimizer). */
+  async load(key: string, dir: string): Promise<void> {
+    const reply = await this.call<{ torch: string }>({ cmd: 'load', key, dir });
     this.torchVersion = reply.torch;
   }
 
@@ -171,16 +218,17 @@ export class TorchServer {
     return this.torchVersion;
   }
 
-  /** Trains steps [from, to) of the copy for `threads`; ms and loss per step. */
-  steps(key: string, threads: number, from: number, to: number): Promise<StepTimes> {
-    return this.call({ cmd: 'steps', key, threads, from, to });
+  /** Trains steps [from, to) of the loaded model; wall ms, CPU ms and loss per step. */
+  steps(key: string, from: number, to: number): Promise<StepTimes> {
+    return this.call({ cmd: 'steps', key, from, to });
   }
 
   /** Median ms of forward + backward of each objective (bench/losses.ts has the lab side). */
-  losses(shape: object, reps: number, threads: number): Promise<Record<string, number>> {
-    return this.call({ cmd: 'losses', ...shape, reps, threads });
+  losses(shape: object, reps: number): Promise<Record<string, number>> {
+    return this.call({ cmd: 'losses', ...shape, reps });
   }
 
+  /** Peak resident memory since the last load (MiB). */
   async maxRssMiB(): Promise<number> {
     return (await this.call<{ maxRssMiB: number }>({ cmd: 'memory' })).maxRssMiB;
   }

@@ -113,7 +113,7 @@ test('TorchServer: every way the child fails rejects with one ChildError line', 
     const server = new TorchServer(python);
     // Two calls: the second writes to a dead child (EPIPE) and must reject the same way.
     for (let i = 0; i < 2; i++) {
-      const err = await server.load('k', DIR, [1]).then(
+      const err = await server.load('k', DIR).then(
         () => assert.fail(`${what}: load succeeded`),
         (e: unknown) => e,
       );

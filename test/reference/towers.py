@@ -51,27 +51,47 @@ def map_pool(p, toks, heads):
     return lin(p, "img.map.proj", (a.unsqueeze(-1) * v).sum(2).reshape(B, D))
 
 
-def image_tower(p, im, images):  # images [B, S, S, 3] in [0, 1]
+def image_tokens(p, im, images):  # images [B, S, S, 3] in [0, 1]
+    """All tokens after the last block and the final layer norm [B, T, D], T = extra + K + patches in
+    that order (cls and registers, then the K mixture tokens a Llip model carries, then the patches),
+    and the number of tokens before the patches."""
     P, D = im["patch"], im["width"]
     x = images.permute(0, 3, 1, 2) * 2 - 1
     w = p["img.patch.w"].T.reshape(D, P, P, 3).permute(0, 3, 1, 2)
     h = F.conv2d(x, w, p["img.patch.b"], stride=P).flatten(2).transpose(1, 2) + p["img.pos"]
     extra = (1 if im["pool"] == "cls" else 0) + im["registers"]
-    if extra:
-        h = torch.cat([p["img.extra"].expand(h.shape[0], -1, -1), h], 1)
+    mixture = im.get("mixtureTokens", 0)
+    learned = ([p["img.extra"]] if extra else []) + ([p["img.mixture"]] if mixture else [])
+    if learned:
+        h = torch.cat([t.expand(h.shape[0], -1, -1) for t in learned] + [h], 1)
     for i in range(im["depth"]):
         h = block(p, f"img.blocks.{i}", h, im["heads"], False)
-    h = ln(p, "img.lnf", h)
+    return ln(p, "img.lnf", h), extra + mixture
+
+
+def image_tower(p, im, images, raw=False):  # images [B, S, S, 3] in [0, 1]
+    """Pooled image embeddings [B, E], unit rows (raw: before the normalisation, as LIxP reads them)."""
+    h, first = image_tokens(p, im, images)
     if im["pool"] == "cls":
         pooled = h[:, 0]
     elif im["pool"] == "mean":
-        pooled = h[:, extra:].mean(1)
+        pooled = h[:, first:].mean(1)
     else:
-        pooled = map_pool(p, h[:, extra:], im["heads"])
-    return F.normalize(pooled @ p["img.head.w"], dim=-1, eps=1e-12)
+        pooled = map_pool(p, h[:, first:], im["heads"])
+    z = pooled @ p["img.head.w"]
+    return z if raw else F.normalize(z, dim=-1, eps=1e-12)
 
 
-def text_tower(p, tx, tokens):  # tokens [B, L] int64
+def mixture_tokens(p, im, images):
+    """The K mixture tokens after the final layer norm [B, K, D] (what Llip mixes)."""
+    h, first = image_tokens(p, im, images)
+    K = im["mixtureTokens"]
+    return h[:, first - K:first]
+
+
+def text_features(p, tx, tokens):  # tokens [B, L] int64
+    """The pre-projection text feature g [B, Dt]: the final state at each caption's first END token
+    (the last position when there is none), after the final layer norm."""
     h = F.embedding(tokens, p["txt.tok"]) + p["txt.pos"]
     for i in range(tx["depth"]):
         h = block(p, f"txt.blocks.{i}", h, tx["heads"], True)
@@ -79,8 +99,13 @@ def text_tower(p, tx, tokens):  # tokens [B, L] int64
     is_end = tokens == END_ID
     L = tokens.shape[1]
     pos = torch.where(is_end.any(1), is_end.int().argmax(1), torch.full((tokens.shape[0],), L - 1))
-    pooled = h[torch.arange(tokens.shape[0]), pos]
-    return F.normalize(pooled @ p["txt.head.w"], dim=-1, eps=1e-12)
+    return h[torch.arange(tokens.shape[0]), pos]
+
+
+def text_tower(p, tx, tokens, raw=False):  # tokens [B, L] int64
+    """Text embeddings g·W_T [B, E], unit rows (raw: before the normalisation)."""
+    z = text_features(p, tx, tokens) @ p["txt.head.w"]
+    return z if raw else F.normalize(z, dim=-1, eps=1e-12)
 
 
 def siglip(img, txt, log_scale, bias):
