@@ -135,7 +135,7 @@ async function launch(): Promise<Exporter> {
   const context = await chromium.launchPersistentContext(dir, options);
   const page = await context.newPage();
   await page.setContent('<!doctype html><html><head><meta charset="utf-8"></head><body></body>');
-  const bundle = fs.readFileSync(require.resolve('plotly.js-dist/plotly.js'), 'utf8');
+  const bundle = fs.readFileSync(plotlyBundlePath(), 'utf8');
   await page.addScriptTag({ content: bundle });
   return { context, page, dir };
 }
@@ -151,8 +151,28 @@ export async function closeExporter(): Promise<void> {
   fs.rmSync(ex.dir, { recursive: true, force: true });
 }
 
+/** Image formats the exporter writes: plotly's `toImage` does both. */
+export type ImageFormat = 'png' | 'svg';
+
 /** Renders a figure to PNG bytes with plotly's own `toImage`. */
-export async function renderPng(fig: Figure, opts: PngOptions = {}): Promise<Buffer> {
+export function renderPng(fig: Figure, opts: PngOptions = {}): Promise<Buffer> {
+  return renderImage(fig, 'png', opts);
+}
+
+/** Renders a figure to SVG text (same exporter, same size as the PNG at scale 1). */
+export async function renderSvg(fig: Figure, opts: PngOptions = {}): Promise<string> {
+  return (await renderImage(fig, 'svg', opts)).toString('utf8');
+}
+
+/** The path of plotly's bundle, for pages that inline it (no CDN). */
+export const plotlyBundlePath = () => require.resolve('plotly.js-dist/plotly.js');
+
+/** Renders a figure to PNG or SVG bytes with plotly's own `toImage`. */
+export async function renderImage(
+  fig: Figure,
+  format: ImageFormat,
+  opts: PngOptions = {},
+): Promise<Buffer> {
   if (idleTimer) clearTimeout(idleTimer);
   active++;
   try {
@@ -164,12 +184,14 @@ export async function renderPng(fig: Figure, opts: PngOptions = {}): Promise<Buf
     const layout = fig.layout as { width?: number; height?: number };
     const width = opts.width ?? layout.width ?? WIDTH;
     const height = opts.height ?? layout.height ?? HEIGHT;
-    const size = { format: 'png', width, height, scale: opts.scale ?? 1 };
+    const size = { format, width, height, scale: opts.scale ?? 1 };
     // An expression string, not a function: tsx/esbuild would inject helpers such as
     // __name into a serialized function, and those do not exist in the page.
     const expr = `window.Plotly.toImage(${JSON.stringify(fig)}, ${JSON.stringify(size)})`;
     const url: string = await page.evaluate(expr);
-    return Buffer.from(url.slice(url.indexOf(',') + 1), 'base64');
+    const body = url.slice(url.indexOf(',') + 1);
+    // png: a base64 data URL; svg: a percent-encoded one
+    return format === 'png' ? Buffer.from(body, 'base64') : Buffer.from(decodeURIComponent(body));
   } finally {
     active--;
     if (active === 0 && !inTslab()) {
@@ -274,8 +296,16 @@ export async function show(fig: Figure, opts: { png?: string } & PngOptions = {}
     // Without Chromium the interactive view still works in JupyterLab; say why no image.
     console.warn(`show(): no static image for "${title}": ${(e as Error).message}`);
   }
-  write({ data, metadata: {}, transient: {} }, false);
+  write({ data, metadata: figureMetadata(opts.png), transient: {} }, false);
 }
+
+/**
+ * The name a figure is saved under, in its output's metadata, so `npm run figures`
+ * (scripts/figures.ts) can name the PNG/SVG it renders from an executed notebook.
+ */
+export const FIGURE_NAME_KEY = 'lab/figure';
+const figureMetadata = (png?: string) =>
+  png ? { [FIGURE_NAME_KEY]: path.basename(png).replace(/\.png$/, '') } : {};
 
 /**
  * Shows raw PNG bytes (e.g. an image grid) as one output; prints the caption outside
@@ -289,10 +319,13 @@ export function imageDisplay(
   if (opts.png) writeAtomic(figurePath(opts.png), pngBytes);
   const b64 = pngBytes.toString('base64');
   const cap = caption ? `<figcaption>${escapeHtml(caption)}</figcaption>` : '';
-  const shown = displayBundle({
-    'image/png': b64,
-    'text/html': `<figure>${imgTag(b64, caption ?? 'image')}${cap}</figure>`,
-    'text/plain': caption ?? `<image: ${pngBytes.length} bytes>`,
-  });
+  const shown = displayBundle(
+    {
+      'image/png': b64,
+      'text/html': `<figure>${imgTag(b64, caption ?? 'image')}${cap}</figure>`,
+      'text/plain': caption ?? `<image: ${pngBytes.length} bytes>`,
+    },
+    figureMetadata(opts.png),
+  );
   if (!shown) console.log(`[image] ${caption ?? ''} (${pngBytes.length} bytes)`);
 }
