@@ -20,6 +20,7 @@ import {
   summarise,
   tCritical,
 } from '../lib/runs/results';
+import { readWeights } from '../lib/model/safetensors';
 import { expandGrid, type Grid, runLocal, specConfig } from '../lib/runs/sweep';
 import siglipVsClip from '../sweeps/siglip-vs-clip';
 import tinyDemo from '../sweeps/tiny-demo';
@@ -264,4 +265,62 @@ test('runs already in the results table count as done (a fresh clone resumes fro
   assert.equal(sum.skipped.length, ids.size, lines.join('\n'));
   assert.equal(sum.done.length, 0);
   assert.deepEqual(fs.readdirSync(out), [], 'nothing ran');
+});
+
+test('post-training grids: each seed starts from the tower weights of the same seed of another grid', async () => {
+  const first: Grid = { ...tinyDemo, name: 'tiny-pre', axes: { 'objective.name': ['siglip'] } };
+  const post: Grid = {
+    ...tinyDemo,
+    name: 'tiny-post',
+    // an lr so small the towers stay where they started: the final weights are the init's
+    base: { ...tinyDemo.base, steps: 2, optim: { lr: 1e-12 } },
+    axes: { 'objective.name': ['lixp'] },
+    init: {
+      grid: 'tiny-pre',
+      preset: tinyDemo.preset,
+      sets: { ...first.base, 'objective.name': 'siglip' },
+    },
+  };
+  const pre = expandGrid(first);
+  const specs = expandGrid(post);
+  for (const s of specs) {
+    const from = pre.find((p) => p.seed === s.seed)!;
+    assert.equal(s.sets.initFrom, `tiny-pre/${from.id}`);
+    assert.equal(
+      specConfig(s).initFrom,
+      `tiny-pre/${from.id}`,
+      'the init is part of the config (and id)',
+    );
+  }
+  const out = fs.mkdtempSync(path.join(TMP, 'post-'));
+  const quiet = { out, workers: 1, log: () => {} };
+  // without the first grid's runs, the post-training runs fail, naming what is missing
+  const lines: string[] = [];
+  const missing = await runLocal(
+    { ...post, seeds: [0] },
+    { ...quiet, retries: 0, log: (l) => lines.push(l) },
+  );
+  assert.equal(missing.failed.length, 1);
+  assert.match(
+    fs.readFileSync(path.join(out, 'tiny-post', `${specs[0].id}.partial`, 'train.log'), 'utf8'),
+    /tiny-pre\/[0-9a-f]{12}.*not found/,
+  );
+  fs.rmSync(path.join(out, 'tiny-post'), { recursive: true });
+  assert.equal((await runLocal(first, quiet)).failed.length, 0);
+  assert.equal((await runLocal(post, quiet)).failed.length, 0);
+  for (const s of specs) {
+    const towers = (d: string) => {
+      const w = readWeights(path.join(d, 'weights.safetensors')).tensors;
+      return Object.fromEntries(
+        Object.entries(w).filter(([n]) => n.startsWith('img.') || n.startsWith('txt.')),
+      );
+    };
+    const a = towers(path.join(out, 'tiny-pre', String(s.sets.initFrom).split('/')[1]));
+    const b = towers(path.join(out, 'tiny-post', s.id));
+    assert.ok(Object.keys(a).length > 10);
+    for (const [n, t] of Object.entries(a)) {
+      const diff = Math.max(...Array.from(t.data, (x, i) => Math.abs(x - b[n].data[i])));
+      assert.ok(diff < 1e-6, `${n}: post-training started elsewhere (max |Δ| ${diff})`);
+    }
+  }
 });

@@ -80,6 +80,20 @@ export const ExperimentSchema = v.strictObject({
   optim: OptimSchema,
   world: WorldSchema,
   eval: EvalSchema,
+  /**
+   * Post-training: the run `<grid>/<run id>` of the same sweep folder whose tower
+   * weights start this one (the objective's own parameters start from the config).
+   * Data, not a path: the sweep resolves it inside its --out (a Grid's `init`).
+   */
+  initFrom: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(
+        /^[a-z0-9][a-z0-9-]{0,63}\/[0-9a-f]{12}$/,
+        (i) => `must be '<grid>/<run id>', got ${JSON.stringify(i.input)}`,
+      ),
+    ),
+  ),
 });
 
 export type ExperimentConfig = Omit<v.InferOutput<typeof ExperimentSchema>, 'objective'> & {

@@ -210,6 +210,10 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
       restoreCheckpoint(ck, model.params, adam, model.state);
       dataRng.setState(ck.rngs.data);
     } else if (o.initFrom) initFromWeights(model, labPath(o.initFrom));
+    else if (cfg.initFrom)
+      throw new Error(
+        `config initFrom '${cfg.initFrom}' names a run to start from: give its folder (--init-from <dir>), or run it through the sweep that made it`,
+      );
     if (outDir) {
       writeJsonAtomic(path.join(outDir, 'config.json'), cfg);
       // lines written after the checkpoint by the killed process are dropped

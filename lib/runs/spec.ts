@@ -24,6 +24,12 @@ export interface Grid {
   /** dotted config keys → the values to try, e.g. `{ loss: ['siglip', 'clip'] }` */
   axes: Record<string, unknown[]>;
   seeds: number[];
+  /**
+   * Post-training: each run starts from the tower weights of the run of `grid`
+   * (with that preset and those settings) that has the same seed; its id goes into
+   * the config as `initFrom`, so the sweep must have run that grid in the same --out.
+   */
+  init?: { grid: string; preset: string; sets: Record<string, unknown> };
 }
 
 /** One expanded run: everything a worker on any machine needs to start it. */
@@ -207,7 +213,11 @@ export function expandGrid(grid: Grid): RunSpec[] {
   const base = flatten(grid.base ?? {});
   const runs = cartesian(grid.axes).flatMap((axes) =>
     grid.seeds.map((seed) => {
-      const sets = { ...base, ...axes };
+      const sets: Record<string, unknown> = { ...base, ...axes };
+      if (grid.init) {
+        const from = configId(specConfig({ preset: grid.init.preset, sets: grid.init.sets, seed }));
+        sets.initFrom = `${grid.init.grid}/${from}`;
+      }
       const id = configId(specConfig({ preset: grid.preset, sets, seed }));
       return validateSpec({ id, grid: grid.name, preset: grid.preset, seed, axes, sets });
     }),

@@ -46,7 +46,22 @@ function trainArgs(spec: RunSpec, out: string, resume: boolean): string[] {
   const cli = ['--import', 'tsx', path.join(repoRoot(), 'lib', 'runs', 'train-cli.ts')];
   if (resume) return [...cli, '--resume', out];
   const sets = Object.entries(spec.sets).map(([k, v]) => `--set=${k}=${JSON.stringify(v)}`);
-  return [...cli, '--preset', spec.preset, '--seed', String(spec.seed), '--out', out, ...sets];
+  // post-training: `initFrom` ('<grid>/<id>', checked by the config schema) is a run of this sweep folder
+  const root = path.dirname(path.dirname(out)); // out is <root>/<grid>/<id>.partial
+  const init = spec.sets.initFrom
+    ? ['--init-from', path.join(root, String(spec.sets.initFrom))]
+    : [];
+  return [
+    ...cli,
+    '--preset',
+    spec.preset,
+    '--seed',
+    String(spec.seed),
+    '--out',
+    out,
+    ...init,
+    ...sets,
+  ];
 }
 
 type Exit = { code: number; log: string };
