@@ -121,6 +121,34 @@ export function ablationRows(grid = 'lixp-ablations'): Record<string, string>[] 
   });
 }
 
+/**
+ * Post-training beside training from scratch: zero-shot and the training-free
+ * 16-shot mean of the scale study's 1500-step SigLIP and LIxP runs and of their
+ * 300-step continuations (lixp-post: SigLIP → LIxP, and SigLIP → SigLIP for equal
+ * compute); null until both grids are in data/results.
+ */
+export function postTrainingRows(): Record<string, string>[] | null {
+  const scale = fewShotCurves('lixp-scale', ['objective.name', 'steps'], [16]);
+  const post = fewShotCurves('lixp-post', ['objective.name'], [16]);
+  if (!scale || !post) return null;
+  const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '');
+  const row = (label: string, rows: FewShotRow[] | undefined) => {
+    const zs = rows?.find((r) => r.method === 'zero-shot');
+    return {
+      training: label,
+      seeds: String(zs?.n ?? 0),
+      'zero-shot': zs ? `${pct(zs.mean)} ± ${pct(zs.ci95)}` : '',
+      '16-shot (training-free mean)': rows ? pct(trainingFreeMean(rows, 16)) : '',
+    };
+  };
+  return [
+    row('SigLIP, 1500 steps', scale.get('siglip · 1500')),
+    row('LIxP from scratch, 1500 steps', scale.get('lixp · 1500')),
+    row('SigLIP 1500 + SigLIP 300', post.get('siglip')),
+    row('SigLIP 1500 + LIxP 300 (post-training)', post.get('lixp')),
+  ];
+}
+
 export type { SummaryRow };
 
 /**
