@@ -10,24 +10,16 @@
  * memory of 4096 rows makes the attention [256, 4352]).
  */
 import type { Grid } from '../lib/runs/sweep';
+import scale from './lixp-scale';
 
 const lixp = { name: 'lixp' };
 
 const grid: Grid = {
   name: 'lixp-ablations',
   preset: 'lab',
-  // the scale study's evaluation (sweeps/lixp-scale.ts), so the SigLIP and LIxP rows
-  // are its 1500-step runs again: zero-shot every 500 steps, then the training-free
-  // few-shot suite, k = 1 … 64, 5 episodes
-  base: {
-    eval: {
-      every: 500,
-      supportPerClass: 128,
-      shots: [1, 2, 4, 8, 16, 32, 64],
-      episodes: 5,
-      fewShot: {},
-    },
-  },
+  // the scale study's evaluation, so the SigLIP and LIxP rows are its 1500-step runs
+  // again: zero-shot every 500 steps, then the training-free few-shot suite
+  base: scale.base,
   axes: {
     objective: [
       { name: 'siglip' },
