@@ -28,6 +28,7 @@ export * from './plot/plot';
 export * from './plot/table';
 export { Rng } from './rng';
 export * from './runs/checkpoint';
+export * from './runs/dynamics';
 export * from './runs/experiment';
 export * from './runs/fewshot-run';
 export * from './runs/lixp-report';

@@ -23,7 +23,7 @@ export const METHOD_COLORS: Record<string, string> = {
 };
 
 /** Colours for series that are not a method (seeds, ablations); none repeats a method's. */
-const FALLBACK_PALETTE = ['#17becf', '#bcbd22', '#7f7f7f', '#393b79', '#637939', '#843c39'];
+export const FALLBACK_PALETTE = ['#17becf', '#bcbd22', '#7f7f7f', '#393b79', '#637939', '#843c39'];
 
 /**
  * Colour of a method or series. Unknown names hash into the fallback palette, so the
@@ -45,6 +45,8 @@ export interface Series {
   method?: string;
   /** plotly dash style: 'dash', 'dot', ... (e.g. eval vs train curves). */
   dash?: string;
+  /** explicit colour, for lines that are not a method (one run's scalars) */
+  color?: string;
 }
 
 /** One group of bars; `errors` are symmetric error-bar half-widths. */
@@ -83,7 +85,7 @@ export function lineFigure(opts: Titles & { series: Series[]; logY?: boolean }):
     name: s.name,
     x: s.x,
     y: s.y,
-    line: { color: colorFor(s.method ?? s.name), width: 2, dash: s.dash ?? 'solid' },
+    line: { color: s.color ?? colorFor(s.method ?? s.name), width: 2, dash: s.dash ?? 'solid' },
   }));
   const layout = baseLayout(opts);
   if (opts.logY) layout.yaxis = { ...axis(opts.yTitle), type: 'log' };

@@ -42,7 +42,7 @@ export function loadRun(dir: string, evalOverrides: DeepPartial<ExperimentConfig
     config.seed,
   );
   const adam = createAdamState(model.params);
-  restoreCheckpoint(ck, model.params, adam);
+  restoreCheckpoint(ck, model.params, adam, model.state);
   disposeAdamState(adam);
   return { config, model, data, step: ck.step };
 }
