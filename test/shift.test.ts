@@ -32,6 +32,45 @@ test('contexts: few identities × several images each, or distinct random images
   );
 });
 
+const dot = (a: number[], b: number[]) => a.reduce((s, v, k) => s + v * b[k], 0);
+const unitRow = (r: number[]) => r.map((v) => v / Math.hypot(...r));
+
+/** X̂ctx rows: softmax over j ≠ i of ⟨x̄_i, x̄_j⟩ / (τ √d), times x, in plain JS. */
+function contextRows(x: number[][], tau: number): number[][] {
+  const d = x[0].length;
+  const unit = x.map(unitRow);
+  return x.map((_, i) => {
+    const logits = unit.map((r, j) =>
+      j === i ? -Infinity : dot(r, unit[i]) / (tau * Math.sqrt(d)),
+    );
+    const m = Math.max(...logits);
+    const e = logits.map((l) => Math.exp(l - m));
+    const z = e.reduce((a, b) => a + b, 0);
+    return Array.from({ length: d }, (_, k) => e.reduce((a, w, j) => a + (w / z) * x[j][k], 0));
+  });
+}
+
+/** cos(x̂ctx_i, μ_id) − cos(x_i, μ_id) averaged over rows, μ_id the identity's normalised mean unit row. */
+function plainToward(x: number[][], identity: Int32Array, tau: number): number {
+  const sums = new Map<number, number[]>();
+  x.forEach((r, i) => {
+    const u = unitRow(r);
+    const s = sums.get(identity[i]) ?? u.map(() => 0);
+    sums.set(
+      identity[i],
+      s.map((v, k) => v + u[k]),
+    );
+  });
+  const mu = new Map([...sums].map(([id, s]) => [id, unitRow(s)]));
+  const ctx = contextRows(x, tau);
+  let total = 0;
+  for (let i = 0; i < x.length; i++) {
+    const m = mu.get(identity[i])!;
+    total += dot(unitRow(ctx[i]), m) - dot(unitRow(x[i]), m);
+  }
+  return total / x.length;
+}
+
 /** 1 − cos(x̂ctx_i, x_i) averaged over rows, in plain JS. */
 function plainShift(x: number[][], tau: number): number {
   const n = x.length;
@@ -72,6 +111,11 @@ test('one context: the shift is 1 − cos(x̂ctx, x), as computed by hand', () =
   const want = plainShift(x, tau);
   assert.ok(Math.abs(r.random.mean - want) < 1e-5, `random ${r.random.mean} vs ${want}`);
   assert.ok(Math.abs(r.sameIdentity.mean - want) < 1e-5, `same ${r.sameIdentity.mean} vs ${want}`);
+  const toward = plainToward(x, identity, tau);
+  assert.ok(
+    Math.abs(r.towardRandom.mean - toward) < 1e-5,
+    `toward ${r.towardRandom.mean} vs ${toward}`,
+  );
 });
 
 test('clustered embeddings: same-identity contexts pull each image towards its own identity', () => {
@@ -89,4 +133,6 @@ test('clustered embeddings: same-identity contexts pull each image towards its o
     r.sameIdentity.mean < r.random.mean,
     'same-identity context moves embeddings less off their identity',
   );
+  assert.ok(r.towardSameIdentity.mean > 0, `towards its identity ${r.towardSameIdentity.mean}`);
+  assert.ok(r.towardRandom.mean < r.towardSameIdentity.mean, `random ${r.towardRandom.mean}`);
 });

@@ -8,7 +8,9 @@
  *
  * when its context X holds images of its own identity ("same identity": a few
  * identities, several images each) versus a random draw of the same size. Beside
- * it, the attention's weight on same-identity images. A model trained with
+ * it, the attention's weight on same-identity images, and whether the move goes
+ * towards the image's own identity: cos(x̂ctx_i, μ_id) − cos(x_i, μ_id), with μ_id
+ * the normalised mean of the identity's unit embeddings over all N images. A model trained with
  * context (LIxP) should move its embeddings towards their identity when the
  * context offers it; SigLIP's embeddings passed through the same contextualiser
  * are the baseline.
@@ -36,6 +38,9 @@ export interface Shift {
   /** the attention's total weight on other images of the query's identity, same two kinds */
   weightSameIdentity: Measured;
   weightRandom: Measured;
+  /** cos(x̂ctx, μ_id) − cos(x, μ_id): > 0 when the context pulls an image towards its identity */
+  towardSameIdentity: Measured;
+  towardRandom: Measured;
 }
 
 /** `k` distinct indices of `pool`, uniformly (partial Fisher–Yates). */
@@ -82,22 +87,37 @@ export function shiftContexts(
   return { same, random };
 }
 
-/** Mean shift and mean same-identity weight of one context (rows of x: raw embeddings). */
-function measure(x: tf.Tensor2D, ids: Int32Array, logTauCtx: tf.Scalar): [number, number] {
+/** Unit rows. */
+const unit = (x: tf.Tensor2D) => tf.div(x, tf.norm(x, 2, 1, true)) as tf.Tensor2D;
+
+/** μ_id for every identity (rows of a [maxId + 1, D] matrix): the normalised mean unit embedding. */
+function identityCentres(x: tf.Tensor2D, identity: Int32Array): tf.Tensor2D {
+  const ids = Math.max(...identity) + 1;
+  return tf.tidy(() => {
+    const onehot = tf.oneHot(tf.tensor1d(identity, 'int32'), ids).toFloat(); // [N, I]
+    return unit(tf.add(tf.matMul(onehot, unit(x), true, false), 1e-12) as tf.Tensor2D); // [I, D]
+  });
+}
+
+/** Mean shift, same-identity weight and move towards the identity centre of one context. */
+function measure(
+  x: tf.Tensor2D,
+  centres: tf.Tensor2D, // [n, D]: each row's identity centre μ_id
+  ids: Int32Array,
+  logTauCtx: tf.Scalar,
+): [number, number, number] {
   const n = ids.length;
-  const [shift, attention] = tf.tidy(() => {
+  const [shift, toward, attention] = tf.tidy(() => {
     const A = contextAttention(x, logTauCtx); // [n, n], self masked
-    const ctx = tf.matMul(A, x); // X̂ctx
-    const cos = tf.sum(
-      tf.mul(tf.div(ctx, tf.norm(ctx, 2, 1, true)), tf.div(x, tf.norm(x, 2, 1, true))),
-      1,
-    );
-    return [tf.mean(tf.sub(1, cos)).dataSync()[0], A.dataSync()];
+    const [u, c] = [unit(x), unit(tf.matMul(A, x) as tf.Tensor2D)]; // x̄, unit X̂ctx
+    const cos = (a: tf.Tensor2D, b: tf.Tensor2D) => tf.sum(tf.mul(a, b), 1);
+    const moved = tf.mean(tf.sub(cos(c, centres), cos(u, centres)));
+    return [tf.mean(tf.sub(1, cos(c, u))).dataSync()[0], moved.dataSync()[0], A.dataSync()];
   });
   let weight = 0;
   for (let i = 0; i < n; i++)
     for (let j = 0; j < n; j++) if (j !== i && ids[j] === ids[i]) weight += attention[i * n + j];
-  return [shift as number, weight / n];
+  return [shift as number, weight / n, toward as number];
 }
 
 /**
@@ -112,22 +132,27 @@ export function representationalShift(
   const o = { contextSize: 32, perIdentity: 4, contexts: 64, seed: 0, ...opts };
   if (x.shape[0] !== identity.length)
     throw new Error(`shift: ${x.shape[0]} embeddings but ${identity.length} identities`);
-  const { same, random } = shiftContexts(identity, o);
   const tau = tf.scalar(o.logTauCtx);
+  const centres = identityCentres(x, identity);
   const run = (sets: number[][]) => {
     const m = sets.map((idx) => {
-      const rows = tf.gather(x, idx) as tf.Tensor2D;
-      const r = measure(
-        rows,
-        Int32Array.from(idx, (i) => identity[i]),
-        tau,
-      );
-      rows.dispose();
+      const ids = Int32Array.from(idx, (i) => identity[i]);
+      const [rows, mu] = [tf.gather(x, idx) as tf.Tensor2D, tf.gather(centres, ids) as tf.Tensor2D];
+      const r = measure(rows, mu, ids, tau);
+      tf.dispose([rows, mu]);
       return r;
     });
-    return [meanCI(m.map((r) => r[0])), meanCI(m.map((r) => r[1]))];
+    return [0, 1, 2].map((k) => meanCI(m.map((r) => r[k])));
   };
-  const [[sameIdentity, weightSameIdentity], [rnd, weightRandom]] = [run(same), run(random)];
-  tau.dispose();
-  return { sameIdentity, random: rnd, weightSameIdentity, weightRandom };
+  const contexts = shiftContexts(identity, o);
+  const [same, rand] = [run(contexts.same), run(contexts.random)];
+  tf.dispose([tau, centres]);
+  return {
+    sameIdentity: same[0],
+    random: rand[0],
+    weightSameIdentity: same[1],
+    weightRandom: rand[1],
+    towardSameIdentity: same[2],
+    towardRandom: rand[2],
+  };
 }
