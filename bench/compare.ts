@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { World } from '../lib/data/world';
 import { disposeParams } from '../lib/model/index';
 import { createAdamState, disposeAdamState } from '../lib/train/optim';
-import { labStep } from './profile';
+import { labStep, peakTensorBytes } from './profile';
 import {
   type BenchCase,
   benchModel,
@@ -67,7 +67,7 @@ export interface CaseResult {
     labRssMiB: number; // process peak so far
     wasmHeapMiB: number;
     tfBytesMiB: number;
-    stepPeakMiB: number; // peak bytes of live tensors during one step (tf.profile)
+    stepPeakMiB: number; // peak bytes of live tensor buffers during one step, weights and AdamW state included
     torchRssMiB: number[]; // per PyTorch side, peak over this case
   };
 }
@@ -140,17 +140,15 @@ export async function compareCase(
     }
     process.stdout.write(`  ${c.key}: round ${r + 2}/${plan.rounds + 1}\r`);
   }
-  // one more step, profiled for its peak of live tensors (after the timed and compared ones)
-  const profiled = await tf.profile(() => {
-    lab.run(total, total + 1);
-    return tf.scalar(0);
-  });
-  tf.dispose(profiled.result as tf.Tensor);
+  // one more step, for its peak of live tensor buffers (after the timed and compared ones;
+  // lab.run has no await inside, so the step is over when it returns)
+  const stepPeak = peakTensorBytes(() => void lab.run(total, total + 1));
+  const state = 3 * Object.values(lab.model.params).reduce((n, p) => n + p.size * 4, 0); // weights, AdamW m and v
   const memory = {
     labRssMiB: process.resourceUsage().maxRSS / 1024,
     wasmHeapMiB: wasmHeapBytes() / 2 ** 20,
     tfBytesMiB: tf.memory().numBytes / 2 ** 20,
-    stepPeakMiB: profiled.peakBytes / 2 ** 20,
+    stepPeakMiB: (state + stepPeak) / 2 ** 20,
     torchRssMiB: await Promise.all(torch.map((t) => t.maxRssMiB())),
   };
   lab.dispose();

@@ -160,3 +160,42 @@ function median(xs: number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/** The TF.js engine internals `peakTensorBytes` wraps (tfjs-core 4.x engine.js). */
+interface EngineInternals {
+  state: { tensorInfo: WeakMap<object, { backend: unknown; bytes: number }> };
+  trackTensor: (a: { dataId: object }, backend: unknown) => void;
+  removeDataId: (dataId: object, backend: unknown) => void;
+}
+
+/**
+ * Peak bytes of tensor buffers created while `run` runs and alive at once,
+ * above those that existed before (the engine keeps no list of these: add the
+ * weights and optimizer state yourself). Each buffer counted once: a reshape
+ * shares its input's buffer (`tf.profile`'s peakBytes counts every tensor,
+ * views included, so it overstates). Scratch memory inside kernels is not seen.
+ */
+export function peakTensorBytes(run: () => void): number {
+  const e = tf.engine() as unknown as EngineInternals;
+  const [track, remove] = [e.trackTensor, e.removeDataId];
+  let live = 0;
+  let peak = 0;
+  e.trackTensor = function (a, backend) {
+    const fresh = !e.state.tensorInfo.has(a.dataId);
+    track.call(this, a, backend);
+    if (fresh) live += e.state.tensorInfo.get(a.dataId)?.bytes ?? 0;
+    peak = Math.max(peak, live);
+  };
+  e.removeDataId = function (dataId, backend) {
+    const info = e.state.tensorInfo.get(dataId);
+    if (info && info.backend === backend) live -= info.bytes;
+    remove.call(this, dataId, backend);
+  };
+  try {
+    run();
+  } finally {
+    e.trackTensor = track;
+    e.removeDataId = remove;
+  }
+  return peak;
+}

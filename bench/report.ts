@@ -88,10 +88,10 @@ const f0 = (x: number) => x.toFixed(0);
 
 const ratio = (x: number) => `${x.toFixed(2)}×`;
 
-/** "2977 MiB RSS (process peak so far), wasm heap 2749 MiB, live tensors ≤ 310 MiB in a step". */
+/** "2977 MiB RSS (process peak so far), wasm heap 2749 MiB, tensor buffers ≤ 310 MiB in a step". */
 function labMemory(c: CaseResult): string {
   const m = c.memory;
-  return `${f0(m.labRssMiB)} MiB RSS (process peak so far), wasm heap ${f0(m.wasmHeapMiB)} MiB, live tensors ≤ ${f0(m.stepPeakMiB)} MiB in a step`;
+  return `${f0(m.labRssMiB)} MiB RSS (process peak so far), wasm heap ${f0(m.wasmHeapMiB)} MiB, tensor buffers ≤ ${f0(m.stepPeakMiB)} MiB in a step`;
 }
 
 /** One line per case: the lab against the fastest PyTorch setup, and against each BLAS environment's best. */
@@ -111,7 +111,7 @@ export function summaryTable(cases: CaseResult[]): string {
     return `| ${c.label} | ${c.objective} | ${f0(lab.msPerStep)} | ${f0(best.msPerStep)} (${best.name.replace('PyTorch ', '')}) | **${ratio(c.ratioToBestTorch)}** |${byBlas} ${ratio(c.cpuRatioToTorch1)} | ${f0(c.memory.labRssMiB)} / ${f0(c.memory.stepPeakMiB)} | ${f0(best.peakRssMiB)} (max ${f0(torchPeak)}) | ${c.loss.ok ? 'ok' : 'MISMATCH'} (${c.loss.maxAbsDiff.toExponential(1)}) |`;
   });
   return [
-    `| model | objective | lab ms/step | fastest PyTorch ms/step (setup) | lab / fastest PyTorch |${head} lab CPU / fastest 1-thread PyTorch CPU | lab peak MiB: RSS / live tensors in a step | PyTorch peak RSS MiB, fastest setup (max over setups) | losses agree (max abs diff) |`,
+    `| model | objective | lab ms/step | fastest PyTorch ms/step (setup) | lab / fastest PyTorch |${head} lab CPU / fastest 1-thread PyTorch CPU | lab peak MiB: RSS / tensor buffers in a step | PyTorch peak RSS MiB, fastest setup (max over setups) | losses agree (max abs diff) |`,
     `|---|---|---|---|---|${blas.length > 1 ? blas.map(() => '---|').join('') : ''}---|---|---|---|`,
     ...rows,
   ].join('\n');
