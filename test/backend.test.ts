@@ -16,7 +16,7 @@ import {
   registerNativeKernels,
   restoreStockKernels,
 } from '../lib/backend/native';
-import { layerNorm, quickGelu } from '../lib/model/ops';
+import { layerNorm, multiHeadAttention, quickGelu } from '../lib/model/ops';
 
 const loaded = loadAddon();
 const missing = 'error' in loaded ? loaded.error : null;
@@ -459,6 +459,68 @@ test('quick GELU and layer norm (sigmoid, trailing sums) match stock with gradie
   const ln = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
     layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D);
   checkVsStock('layerNorm', ln, [rand([64, 48]), rand([48]), rand([48])], 1e-4);
+});
+
+/** Runs `f` with every native kernel but the fused attention, then puts the full set back. */
+function withoutAttention<T>(f: () => T): T {
+  restoreStockKernels();
+  registerNativeKernels(1, { attention: false });
+  try {
+    return f();
+  } finally {
+    restoreStockKernels();
+    registerNativeKernels(1);
+  }
+}
+
+/** Additive causal mask [T, T] as the text tower builds it. */
+function causal(T: number): tf.Tensor2D {
+  return tf.tensor2d(
+    Array.from({ length: T * T }, (_, k) => (k % T > Math.floor(k / T) ? -1e9 : 0)),
+    [T, T],
+  );
+}
+
+test('fused attention: values and gradients match the op-by-op version (odd sizes, masks)', (t) => {
+  if (missing) return t.skip(missing);
+  // [B, T, heads, dh, masked]
+  const cases: [number, number, number, number, boolean][] = [
+    [1, 1, 1, 1, false],
+    [3, 5, 2, 3, false],
+    [2, 7, 3, 5, true],
+    [2, 17, 4, 16, true],
+    [4, 16, 4, 16, false],
+    [2, 33, 2, 32, true],
+  ];
+  for (const [B, T, H, dh, masked] of cases) {
+    tf.tidy(() => {
+      const mask = masked ? causal(T) : null;
+      const f = (x: tf.Tensor) => multiHeadAttention(x as tf.Tensor2D, B, H, mask);
+      const qkv = tf.mul(rand([B * T, 3 * H * dh]), 2); // logits of a few units: a peaked softmax
+      const dy = rand([B * T, H * dh]);
+      const loss = (x: tf.Tensor) => tf.sum(tf.mul(f(x), dy)) as tf.Scalar;
+      const run = () => ({ y: f(qkv).dataSync(), g: tf.grad(loss)(qkv).dataSync() });
+      const fused = run();
+      const ops = withoutAttention(run);
+      const what = `attention B${B} T${T} H${H} dh${dh}${masked ? ' masked' : ''}`;
+      assertClose(fused.y, ops.y, `${what} value`, 1e-5);
+      assertClose(fused.g, ops.g, `${what} grad`, 1e-5);
+      // and against the stock wasm kernels (the CI path)
+      const stockOut = withStock(run);
+      assertClose(fused.y, stockOut.y, `${what} value vs stock`, 1e-5);
+      assertClose(fused.g, stockOut.g, `${what} grad vs stock`, 1e-5);
+    });
+  }
+});
+
+test('fused attention: registered with the fused set, off with attention: false', (t) => {
+  if (missing) return t.skip(missing);
+  assert.ok(tf.getKernel('LabAttention', 'wasm'), 'LabAttention registered');
+  withoutAttention(() => {
+    assert.equal(tf.getKernel('LabAttention', 'wasm'), undefined);
+    assert.ok(tf.getKernel('LabLayerNorm', 'wasm'), 'the other fused kernels stay');
+  });
+  assert.ok(tf.getKernel('LabAttentionGrad', 'wasm'), 'back after the switch');
 });
 
 /** Data movement must be exact: native and stock results compared bit for bit, gradients too. */

@@ -43,6 +43,17 @@ export const LAYER_NORM = 'LabLayerNorm';
 /** Its gradient. Inputs: dy, xhat, rstd, gamma. Outputs: dx, dgamma, dbeta. */
 export const LAYER_NORM_GRAD = 'LabLayerNormGrad';
 
+/**
+ * Multi-head self-attention softmax((q·scale) kᵀ + mask) v of the qkv
+ * projection [B·T, 3D] (columns q | k | v; head h at h·dh inside each), heads
+ * merged: lib/model/ops.ts `multiHeadAttention` has the op-by-op version.
+ * Inputs: qkv, mask (optional: an additive [T, T] bias). Attrs: batch B, heads H,
+ * scale. Outputs: out [B·T, D], probs [B·H, T, T] (the softmax, for the gradient).
+ */
+export const ATTENTION = 'LabAttention';
+/** Its gradient. Inputs: dy [B·T, D], qkv, probs. Attrs as the forward. Outputs: dqkv [B·T, 3D]. */
+export const ATTENTION_GRAD = 'LabAttentionGrad';
+
 /** Runs one of these kernels on the active backend; returns its outputs. */
 export function runFused(
   name: string,

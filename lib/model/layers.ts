@@ -4,7 +4,7 @@
  * goes through 3-D batched matmuls [B·H, T, dh] (3-D × 3-D, which is fine).
  */
 import * as tf from '@tensorflow/tfjs';
-import { layerNorm, quickGelu } from './ops';
+import { layerNorm, multiHeadAttention, quickGelu } from './ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 export function dense(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
@@ -15,18 +15,6 @@ export function dense(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
 
 export function norm(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
   return layerNorm(x, p[`${prefix}.g`] as tf.Tensor1D, p[`${prefix}.b`] as tf.Tensor1D);
-}
-
-/** [B·T, D] → [B·H, T, dh] */
-function splitHeads(z: tf.Tensor2D, B: number, T: number, H: number): tf.Tensor3D {
-  const dh = z.shape[1] / H;
-  return tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, dh]), [0, 2, 1, 3]), [B * H, T, dh]);
-}
-
-/** [B·H, T, dh] → [B·T, D] */
-function mergeHeads(z: tf.Tensor3D, B: number, H: number): tf.Tensor2D {
-  const [, T, dh] = z.shape;
-  return tf.reshape(tf.transpose(tf.reshape(z, [B, H, T, dh]), [0, 2, 1, 3]), [B * T, H * dh]);
 }
 
 /**
@@ -41,19 +29,8 @@ export function selfAttention(
   heads: number,
   mask: tf.Tensor2D | null,
 ): tf.Tensor2D {
-  const T = x.shape[0] / B;
-  const D = x.shape[1];
-  const [q, k, v] = tf.split(dense(p, `${prefix}.qkv`, x), 3, 1); // 3 × [B·T, D]
-  const qs = tf.mul(q, 1 / Math.sqrt(D / heads)) as tf.Tensor2D;
-  let s = tf.matMul(
-    splitHeads(qs, B, T, heads),
-    splitHeads(k as tf.Tensor2D, B, T, heads),
-    false,
-    true,
-  ); // [B·H, T, T]
-  if (mask) s = tf.add(s, mask);
-  const o = tf.matMul(tf.softmax(s), splitHeads(v as tf.Tensor2D, B, T, heads)); // [B·H, T, dh]
-  return dense(p, `${prefix}.proj`, mergeHeads(o as tf.Tensor3D, B, heads));
+  const o = multiHeadAttention(dense(p, `${prefix}.qkv`, x), B, heads, mask); // [B·T, D]
+  return dense(p, `${prefix}.proj`, o);
 }
 
 /** Pre-LN block: x + attn(LN(x)), then x + MLP(LN(x)). */

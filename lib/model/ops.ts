@@ -11,6 +11,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
+  ATTENTION,
+  ATTENTION_GRAD,
   hasKernel,
   LAYER_NORM,
   LAYER_NORM_GRAD,
@@ -112,6 +114,64 @@ export const layerNorm = withGrad<
       }),
   };
 });
+
+/** [B·T, D] → [B·H, T, dh] */
+function splitHeads(z: tf.Tensor2D, B: number, T: number, H: number): tf.Tensor3D {
+  const dh = z.shape[1] / H;
+  return tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, dh]), [0, 2, 1, 3]), [B * H, T, dh]);
+}
+
+/** [B·H, T, dh] → [B·T, D] */
+function mergeHeads(z: tf.Tensor3D, B: number, H: number): tf.Tensor2D {
+  const [, T, dh] = z.shape;
+  return tf.reshape(tf.transpose(tf.reshape(z, [B, H, T, dh]), [0, 2, 1, 3]), [B * T, H * dh]);
+}
+
+/**
+ * Multi-head self-attention of the qkv projection [B·T, 3D] (columns q | k | v):
+ * softmax(q kᵀ / √dh + mask) v per head, heads merged: [B·T, D]. `mask` is an
+ * additive [T, T] bias (−1e9 where attention is forbidden) or null.
+ *
+ * With the fused kernel (lib/backend/kernels.ts ATTENTION: the native wasm
+ * kernels have it) it is one kernel each way under one custom gradient; else
+ * the op-by-op version below, differentiated by autodiff, which is the
+ * reference the fused kernel is tested against (same maths, sums in another
+ * order: equal to the last float bits).
+ */
+export function multiHeadAttention(
+  qkv: tf.Tensor2D,
+  B: number,
+  heads: number,
+  mask: tf.Tensor2D | null,
+): tf.Tensor2D {
+  const T = qkv.shape[0] / B;
+  const D = qkv.shape[1] / 3;
+  const scale = 1 / Math.sqrt(D / heads);
+  if (hasKernel(ATTENTION)) {
+    const attrs = { batch: B, heads, scale };
+    const f = withGrad<(x: tf.Tensor2D) => tf.Tensor2D>((x: tf.Tensor, save: Saved) => {
+      const [out, probs] = runFused(ATTENTION, mask ? { qkv: x, mask } : { qkv: x }, attrs);
+      save([x, probs]);
+      return {
+        value: out,
+        gradFunc: (dy: tf.Tensor, [xs, ps]: tf.Tensor[]) =>
+          runFused(ATTENTION_GRAD, { dy, qkv: xs, probs: ps }, attrs)[0],
+      };
+    });
+    return f(qkv);
+  }
+  const [q, k, v] = tf.split(qkv, 3, 1); // 3 × [B·T, D]
+  const qs = tf.mul(q, scale) as tf.Tensor2D;
+  let s = tf.matMul(
+    splitHeads(qs, B, T, heads),
+    splitHeads(k as tf.Tensor2D, B, T, heads),
+    false,
+    true,
+  ); // [B·H, T, T]
+  if (mask) s = tf.add(s, mask);
+  const o = tf.matMul(tf.softmax(s), splitHeads(v as tf.Tensor2D, B, T, heads)); // [B·H, T, dh]
+  return mergeHeads(o as tf.Tensor3D, B, heads);
+}
 
 /**
  * Embedding lookup as a one-hot matmul: wasm has no gradient for gather, and a

@@ -5,7 +5,7 @@
  * functions lib/backend/native.ts loads. The kernels live beside it, each in
  * a header: matmul.h (sgemm through oneDNN or OpenBLAS), rowops.h (sums,
  * sigmoid, softmax), copyops.h (strided copies), fusedops.h (AdamW, quick
- * GELU, layer norm).
+ * GELU, layer norm), attention.h (multi-head self-attention).
  *
  * Why on the heap: we keep the wasm backend for everything else and compute
  * directly on its memory, so no tensor is ever copied. The JS side passes the
@@ -29,8 +29,9 @@
 #include "copyops.h"
 #include "rowops.h"
 #include "fusedops.h" /* uses lab_expf of rowops.h */
+#include "attention.h" /* uses lab_softmax_rows of rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 7"
+#define LAB_BLAS_VERSION "lab-blas 8"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -360,6 +361,72 @@ static napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads the shape of an attention call (B, T, H, dh) and checks the sizes; throws naming `what`. */
+static int get_attn(napi_env env, const int64_t *v, double scale, Attn *a, const char *what) {
+  *a = (Attn){v[0], v[1], v[2], v[3], (float)scale};
+  if (a->B < 0 || a->T < 0 || a->H < 1 || a->dh < 0 || a->T > INT32_MAX || a->dh > INT32_MAX ||
+      a->B * a->T > INT32_MAX / 3 || a->H * a->dh > INT32_MAX / 3) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "lab-blas: bad %s sizes", what);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+/* attention(heap, qkv, mask (< 0: none), out, probs, B, T, H, dh, scale) (attention.h) */
+static napi_value Attention(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  Heap h;
+  int64_t v[8];
+  double scale;
+  Attn a;
+  if (!get_args(env, info, 10, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 8, v) ||
+      !get_doubles(env, argv + 9, 1, &scale) || !get_attn(env, v + 4, scale, &a, "attention")) {
+    return NULL;
+  }
+  int64_t D = a.H * a.dh, rows = a.B * a.T;
+  int64_t offs[4] = {v[0], v[1] < 0 ? 0 : v[1], v[2], v[3]};
+  int64_t spans[4] = {rows * 3 * D, v[1] < 0 ? 0 : a.T * a.T, rows * D, a.B * a.H * a.T * a.T};
+  if (!check_spans(env, &h, offs, spans, 4, "attention")) return NULL;
+  if (rows == 0 || D == 0) return NULL;
+  float *scratch = malloc((size_t)attn_scratch(&a) * sizeof(float));
+  if (scratch == NULL) {
+    napi_throw_error(env, NULL, "lab-blas: out of memory");
+    return NULL;
+  }
+  float *d = h.data;
+  lab_attention(d + v[0], v[1] < 0 ? NULL : d + v[1], d + v[2], d + v[3], &a, scratch);
+  free(scratch);
+  return NULL;
+}
+
+/* attentionGrad(heap, dy, qkv, probs, dqkv, B, T, H, dh, scale) (attention.h) */
+static napi_value AttentionGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  Heap h;
+  int64_t v[8];
+  double scale;
+  Attn a;
+  if (!get_args(env, info, 10, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 8, v) ||
+      !get_doubles(env, argv + 9, 1, &scale) || !get_attn(env, v + 4, scale, &a, "attentionGrad")) {
+    return NULL;
+  }
+  int64_t D = a.H * a.dh, rows = a.B * a.T;
+  int64_t spans[4] = {rows * D, rows * 3 * D, a.B * a.H * a.T * a.T, rows * 3 * D};
+  if (!check_spans(env, &h, v, spans, 4, "attentionGrad")) return NULL;
+  if (rows == 0 || D == 0) return NULL;
+  float *scratch = malloc((size_t)attn_scratch(&a) * sizeof(float));
+  if (scratch == NULL) {
+    napi_throw_error(env, NULL, "lab-blas: out of memory");
+    return NULL;
+  }
+  float *d = h.data;
+  lab_attention_grad(d + v[0], d + v[1], d + v[2], d + v[3], &a, scratch);
+  free(scratch);
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -438,6 +505,8 @@ NAPI_MODULE_INIT() {
       {"quickGeluGrad", NULL, QuickGeluGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNormGrad", NULL, LayerNormGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attentionGrad", NULL, AttentionGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},

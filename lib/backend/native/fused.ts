@@ -6,6 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import {
   ADAMW,
   type AdamWAttrs,
+  ATTENTION,
+  ATTENTION_GRAD,
   LAYER_NORM,
   LAYER_NORM_GRAD,
   QUICK_GELU,
@@ -20,6 +22,8 @@ export interface FusedAddon {
   quickGeluGrad(heap: Float32Array, dy: number, x: number, dx: number, n: number): void;
   layerNorm(heap: Float32Array, ...offsetsRowsColsEps: number[]): void;
   layerNormGrad(heap: Float32Array, ...offsetsRowsCols: number[]): void;
+  attention(heap: Float32Array, ...offsetsSizesScale: number[]): void;
+  attentionGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -125,6 +129,59 @@ const layerNormGrad: FusedKernel = (args, addon) => {
   );
 };
 
+interface AttentionAttrs {
+  batch: number;
+  heads: number;
+  scale: number;
+}
+
+/** [B, T, H, dh] of an attention call on qkv [B·T, 3D], checked. */
+function attentionSizes(name: string, qkv: tf.TensorInfo, a: AttentionAttrs): number[] {
+  const [rows, cols] = qkv.shape;
+  const { batch: B, heads: H } = a;
+  if (qkv.shape.length !== 2 || cols % (3 * H) !== 0 || B < 1 || rows % B !== 0) {
+    throw new Error(`${name}: qkv [${qkv.shape}] is not [B·T, 3·heads·dh] for B ${B}, ${H} heads`);
+  }
+  return [B, rows / B, H, cols / (3 * H)];
+}
+
+const attention: FusedKernel = (args, addon) => {
+  const { qkv, mask } = args.inputs as { qkv: tf.TensorInfo; mask?: tf.TensorInfo };
+  const a = args.attrs as unknown as AttentionAttrs;
+  mustFloat(ATTENTION, mask ? [qkv, mask] : [qkv]);
+  const [B, T, H, dh] = attentionSizes(ATTENTION, qkv, a);
+  if (mask && (mask.shape.length !== 2 || mask.shape[0] !== T || mask.shape[1] !== T))
+    throw new Error(`${ATTENTION}: mask [${mask.shape}] is not [${T}, ${T}]`);
+  const ins = mask ? [qkv, mask] : [qkv];
+  const shapes = [
+    [B * T, H * dh],
+    [B * H, T, T],
+  ];
+  return run(args.backend as WasmBackend, ins, shapes, (heap, o) => {
+    const [x, m, out, probs] = mask ? o : [o[0], -1, o[1], o[2]];
+    addon.attention(heap, x, m, out, probs, B, T, H, dh, a.scale);
+  });
+};
+
+const attentionGrad: FusedKernel = (args, addon) => {
+  const { dy, qkv, probs } = args.inputs as Record<'dy' | 'qkv' | 'probs', tf.TensorInfo>;
+  const a = args.attrs as unknown as AttentionAttrs;
+  mustFloat(ATTENTION_GRAD, [dy, qkv, probs]);
+  const [B, T, H, dh] = attentionSizes(ATTENTION_GRAD, qkv, a);
+  if (
+    tf.util.sizeFromShape(dy.shape) !== B * T * H * dh ||
+    tf.util.sizeFromShape(probs.shape) !== B * H * T * T
+  ) {
+    throw new Error(`${ATTENTION_GRAD}: dy or probs does not match qkv [${qkv.shape}]`);
+  }
+  return run(args.backend as WasmBackend, [dy, qkv, probs], [qkv.shape], (heap, o) =>
+    addon.attentionGrad(heap, ...o, B, T, H, dh, a.scale),
+  );
+};
+
+/** The attention pair, switched apart from the rest for before/after measurements. */
+export const ATTENTION_KERNELS = [ATTENTION, ATTENTION_GRAD];
+
 /** The kernels this file adds, by name (none replaces a stock kernel). */
 export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [ADAMW]: adamw,
@@ -132,4 +189,6 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [QUICK_GELU_GRAD]: quickGeluGrad,
   [LAYER_NORM]: layerNorm,
   [LAYER_NORM_GRAD]: layerNormGrad,
+  [ATTENTION]: attention,
+  [ATTENTION_GRAD]: attentionGrad,
 };
