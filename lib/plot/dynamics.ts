@@ -17,6 +17,7 @@ export interface NamedRun {
   name: string; // legend entry
   method: string; // colour key (siglip, clip, lixp, llip, ...)
   history: StepRecord[];
+  dash?: string; // plotly dash style: two curves of one method told apart
 }
 
 /** One line per run of `key` over steps; records without the key are skipped. */
@@ -30,17 +31,12 @@ export function historyFigure(
     xTitle: 'training step',
     yTitle: titles.yTitle,
     logY: titles.logY,
-    series: runs.map((r) => {
-      const pts = r.history.filter(
-        (h) => typeof h[key] === 'number' && Number.isFinite(h[key] as number),
-      );
-      return {
-        name: r.name,
-        method: r.method,
-        x: pts.map((h) => h.step),
-        y: pts.map((h) => h[key] as number),
-      };
-    }),
+    series: runs.map((r) => ({
+      name: r.name,
+      method: r.method,
+      dash: r.dash,
+      ...points(r.history, key),
+    })),
   });
 }
 
