@@ -11,12 +11,19 @@ import * as tf from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../lib/backend/index';
 import {
   type BlasAddon,
+  type KernelOptions,
   loadAddon,
   nativeKernelsActive,
   registerNativeKernels,
   restoreStockKernels,
 } from '../lib/backend/native';
 import { layerNorm, multiHeadAttention, quickGelu } from '../lib/model/ops';
+import {
+  type LlipParams,
+  llipForward,
+  llipMixQueries,
+  mixingEntropy,
+} from '../lib/objectives/llip-mix';
 
 const loaded = loadAddon();
 const missing = 'error' in loaded ? loaded.error : null;
@@ -461,10 +468,10 @@ test('quick GELU and layer norm (sigmoid, trailing sums) match stock with gradie
   checkVsStock('layerNorm', ln, [rand([64, 48]), rand([48]), rand([48])], 1e-4);
 });
 
-/** Runs `f` with every native kernel but the fused attention, then puts the full set back. */
-function withoutAttention<T>(f: () => T): T {
+/** Runs `f` with every native kernel but the fused attention (or `off`), then puts the full set back. */
+function withoutAttention<T>(f: () => T, off: KernelOptions = { attention: false }): T {
   restoreStockKernels();
-  registerNativeKernels(1, { attention: false });
+  registerNativeKernels(1, off);
   try {
     return f();
   } finally {
@@ -521,6 +528,68 @@ test('fused attention: registered with the fused set, off with attention: false'
     assert.ok(tf.getKernel('LabLayerNorm', 'wasm'), 'the other fused kernels stay');
   });
   assert.ok(tf.getKernel('LabAttentionGrad', 'wasm'), 'back after the switch');
+});
+
+test('fused Llip mixing and entropy: loss, Φ, entropy and every gradient match the op-by-op version', (t) => {
+  if (missing) return t.skip(missing);
+  // [B, Bt (queries; the loss uses B), T tokens, width, E, heads, norm]
+  const cases: [number, number, number, number, number, number, boolean][] = [
+    [1, 1, 1, 4, 4, 1, false],
+    [5, 3, 3, 6, 6, 2, false],
+    [6, 7, 17, 8, 24, 3, true],
+    [8, 5, 32, 16, 64, 8, false],
+    [4, 9, 5, 12, 40, 2, true],
+  ];
+  for (const [B, Bt, T, w, E, M, normed] of cases) {
+    tf.tidy(() => {
+      const ln = (): [tf.Tensor1D, tf.Tensor1D] => [
+        tf.add(rand([E]), 1) as tf.Tensor1D,
+        rand([E]) as tf.Tensor1D,
+      ];
+      const tokens = tf.mul(rand([B, T, w]), 2) as tf.Tensor3D;
+      const g = rand([B, 10]) as tf.Tensor2D;
+      const zt = rand([B, E]) as tf.Tensor2D;
+      const [wk, wv, wq, wo] = [rand([T, w, E]), rand([T, w, E]), rand([10, E]), rand([E, E])];
+      const norms = normed ? { kNorm: ln(), qNorm: ln(), vNorm: ln() } : {};
+      const cfg = { heads: M, tau: 0.7 };
+      const params = (x: tf.Tensor[]): LlipParams => ({
+        wk: x[1] as tf.Tensor3D,
+        wv: x[2] as tf.Tensor3D,
+        wq: x[3] as tf.Tensor2D,
+        wo: x[4] as tf.Tensor2D,
+        ...norms,
+        logScale: tf.scalar(1.5),
+        bias: tf.scalar(-2),
+      });
+      const xs = [tokens, wk, wv, wq, wo, g, zt];
+      const loss = (...x: tf.Tensor[]) =>
+        llipForward(x[0] as tf.Tensor3D, x[5] as tf.Tensor2D, x[6] as tf.Tensor2D, params(x), cfg)
+          .loss;
+      const q = rand([Bt, E]) as tf.Tensor2D;
+      const run = () => {
+        const { loss: l, phi } = llipForward(tokens, g, zt, params(xs), cfg);
+        return {
+          loss: l.dataSync(),
+          phi: phi.dataSync(),
+          entropy: mixingEntropy(phi).dataSync(),
+          queries: llipMixQueries(tokens, q, params(xs), cfg).dataSync(), // Bt ≠ B
+          g: tf
+            .grads(loss)(xs)
+            .map((d) => d.dataSync()),
+        };
+      };
+      const fused = run();
+      const ops = withoutAttention(run, { llip: false });
+      const what = `llip B${B} Bt${Bt} T${T} E${E} M${M}${normed ? ' norm' : ''}`;
+      assertClose(fused.loss, ops.loss, `${what} loss`, 1e-5);
+      assertClose(fused.phi, ops.phi, `${what} phi`, 1e-5);
+      assertClose(fused.entropy, ops.entropy, `${what} entropy`, 1e-5);
+      assertClose(fused.queries, ops.queries, `${what} llipMixQueries`, 1e-5);
+      fused.g.forEach((d, i) => {
+        assertClose(d, ops.g[i], `${what} grad ${i}`, 1e-4);
+      });
+    });
+  }
 });
 
 /** Data movement must be exact: native and stock results compared bit for bit, gradients too. */

@@ -54,6 +54,18 @@ export const ATTENTION = 'LabAttention';
 /** Its gradient. Inputs: dy [B·T, D], qkv, probs. Attrs as the forward. Outputs: dqkv [B·T, 3D]. */
 export const ATTENTION_GRAD = 'LabAttentionGrad';
 
+/**
+ * Llip's pairwise mixing (lib/objectives/llip-mix.ts `mixText` has the op-by-op
+ * version): Φ_j = softmax_k(⟨Q_j^m / τ, K_i^{mk}⟩), o_ij^m = Σ_k Φ_jk V_i^{mk}.
+ * Inputs: keys, values [T, B, E] (per-token projections), q [Bt, E] (before 1/τ).
+ * Attrs: heads M, tau. Outputs: mixed [B, Bt, E] (heads merged), phi [M, Bt, B, T].
+ */
+export const LLIP_MIX = 'LabLlipMix';
+/** Its gradient. Inputs: dy [B, Bt, E], keys, values, q, phi. Attrs as the forward. Outputs: dkeys, dvalues, dq. */
+export const LLIP_MIX_GRAD = 'LabLlipMixGrad';
+/** Row entropies −Σ_k x log(x + 1e-30) of x [..., T] (probabilities). Inputs: x. Outputs: [...] (x's shape less its last axis). */
+export const ROW_ENTROPY = 'LabRowEntropy';
+
 /** Runs one of these kernels on the active backend; returns its outputs. */
 export function runFused(
   name: string,

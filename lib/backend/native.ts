@@ -8,14 +8,14 @@
  * directly on the wasm heap, so no tensor is copied to or from it. Gradients
  * run through the same kernels. The stock kernels are kept and used for every
  * case we do not handle. KernelOptions (or LAB_GEMM, LAB_NATIVE_ROWOPS=0,
- * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0) switch sets off for before/after
+ * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0) switch sets off for before/after
  * measurements; the matmuls stay native.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { COPY_KERNELS, type CopyAddon } from './native/copyops';
-import { ATTENTION_KERNELS, FUSED_KERNELS, type FusedAddon } from './native/fused';
+import { ATTENTION_KERNELS, FUSED_KERNELS, type FusedAddon, LLIP_KERNELS } from './native/fused';
 import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
 
 /** The addon's exports; numbers are float offsets into the heap, booleans are 0/1. */
@@ -260,7 +260,7 @@ let rowOps = true;
  * Which kernel sets to register (before/after measurements switch them off
  * one by one). Defaults come from the environment, read once per
  * registration and never written: LAB_GEMM=dnnl|openblas, LAB_NATIVE_ROWOPS=0,
- * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0. (Writing process.env at run time is
+ * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0. (Writing process.env at run time is
  * setenv, unsafe while native threads may read the environment.)
  */
 export interface KernelOptions {
@@ -269,6 +269,7 @@ export interface KernelOptions {
   copy?: boolean; // Transpose, Slice, SplitV, Concat, Identity (copyops.ts)
   fused?: boolean; // AdamW, quick GELU, layer norm (fused.ts)
   attention?: boolean; // fused multi-head self-attention (fused.ts; off when `fused` is)
+  llip?: boolean; // Llip's fused mixing and row entropy (fused.ts; off when `fused` is)
 }
 
 function withDefaults(o: KernelOptions): Required<KernelOptions> {
@@ -283,6 +284,7 @@ function withDefaults(o: KernelOptions): Required<KernelOptions> {
     copy: o.copy ?? env.LAB_NATIVE_COPY !== '0',
     fused: o.fused ?? env.LAB_NATIVE_FUSED !== '0',
     attention: o.attention ?? env.LAB_NATIVE_ATTN !== '0',
+    llip: o.llip ?? env.LAB_NATIVE_LLIP !== '0',
   };
 }
 
@@ -313,9 +315,11 @@ let added: string[] = [];
 /** The fused kernels to add, unless off or the addon predates them. */
 function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
   const on = o.fused && typeof addon.layerNormGrad === 'function';
-  const attention = o.attention && typeof addon.attentionGrad === 'function';
-  const names = on ? Object.keys(FUSED_KERNELS) : [];
-  return attention ? names : names.filter((name) => !ATTENTION_KERNELS.includes(name));
+  const off = [
+    ...(o.attention && typeof addon.attentionGrad === 'function' ? [] : ATTENTION_KERNELS),
+    ...(o.llip && typeof addon.llipMixGrad === 'function' ? [] : LLIP_KERNELS),
+  ];
+  return on ? Object.keys(FUSED_KERNELS).filter((name) => !off.includes(name)) : [];
 }
 
 /** Points the native matmuls at oneDNN (when built in and asked for) or OpenBLAS. */

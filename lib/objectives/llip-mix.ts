@@ -30,8 +30,14 @@
  *
  * Every product is 2-D × 2-D or an equal-batch 3-D matmul (wasm's 3-D × 2-D
  * gradient is broken, see shared facts).
+ *
+ * Llip's own mixing (eqs. 1–2 for 'text') and the entropy of Φ run as one fused
+ * kernel each way when the backend has them (lib/backend/kernels.ts LLIP_MIX,
+ * ROW_ENTROPY: the native wasm kernels do); the TF.js-op versions below are the
+ * fallback and the reference they are tested against (equal to the last bits).
  */
 import * as tf from '@tensorflow/tfjs';
+import { hasKernel, LLIP_MIX, LLIP_MIX_GRAD, ROW_ENTROPY, runFused } from '../backend/kernels';
 import { checkShape, l2normalize, layerNorm } from '../model/ops';
 import { sigmoidPairLoss } from './siglip';
 
@@ -224,6 +230,53 @@ function mix(tokens: tf.Tensor3D, phi: tf.Tensor4D, p: LlipParams): tf.Tensor3D 
 }
 
 /**
+ * Eqs. 1–2 for queries q [Bt, E] (after W_Q and LN_Q): z [B, Bt, E] and the
+ * weights Φ [M, Bt, B, T] it used. With the fused kernel, one call each way
+ * from the per-token keys and values to the merged heads (Φ is its side
+ * output, for metrics); otherwise weightsFor and mix, op by op.
+ */
+function mixText(
+  tokens: tf.Tensor3D,
+  q: tf.Tensor2D,
+  p: LlipParams,
+  cfg: LlipMixing,
+): { z: tf.Tensor3D; phi: tf.Tensor4D } {
+  if (!hasKernel(LLIP_MIX)) {
+    const phi = weightsFor(tokens, q, p, cfg);
+    return { z: mix(tokens, phi, p), phi };
+  }
+  if (!p.wk) throw new Error('llip: mixing = text needs W_K');
+  const [B, T] = tokens.shape;
+  const keys = perToken(tokens, p.wk, p.kNorm); // [T, B, E]
+  const values = perToken(tokens, p.wv, p.vNorm); // [T, B, E]
+  const E = keys.shape[2];
+  if (E % cfg.heads !== 0)
+    throw new Error(`llip: width ${E} is not divisible by ${cfg.heads} heads`);
+  checkShape(q, [-1, E], 'llip queries');
+  checkShape(values, [T, B, E], 'llip values');
+  const attrs = { heads: cfg.heads, tau: cfg.tau };
+  let kept: tf.Tensor | null = null; // Φ, kept past customGrad's inner tidy
+  const fused = withGrad<(k: tf.Tensor, v: tf.Tensor, q: tf.Tensor) => tf.Tensor>(
+    (k: tf.Tensor, v: tf.Tensor, qq: tf.Tensor, save: Saved) => {
+      const [mixed, ph] = runFused(LLIP_MIX, { keys: k, values: v, q: qq }, attrs);
+      kept = tf.keep(ph);
+      save([k, v, qq, ph]);
+      return {
+        value: mixed,
+        gradFunc: (dy: tf.Tensor, [ks, vs, qs, ps]: tf.Tensor[]) =>
+          runFused(LLIP_MIX_GRAD, { dy, keys: ks, values: vs, q: qs, phi: ps }, attrs),
+      };
+    },
+  );
+  const mixed = fused(keys, values, q); // [B, Bt, E]: Concat_m(Σ_k Φ^{mk} V^{mk})
+  const phi = tf.clone(kept!) as tf.Tensor4D; // owned by the caller's scope (same data)
+  kept!.dispose();
+  const Bt = q.shape[0];
+  const z = tf.matMul(tf.reshape(mixed, [B * Bt, E]) as tf.Tensor2D, p.wo); // … W_O
+  return { z: tf.reshape(z, [B, Bt, p.wo.shape[1]]) as tf.Tensor3D, phi };
+}
+
+/**
  * z_ij of eq. 2 for every image i and caption j: [B, Bt, E] (mixing = text;
  * g [Bt, Dt] the text features); the text-free rungs give [B, 1, E].
  */
@@ -233,7 +286,11 @@ export function llipMix(
   p: LlipParams,
   cfg: LlipMixing,
 ): tf.Tensor3D {
-  return tf.tidy(() => mix(tokens, llipWeights(tokens, g, p, cfg), p));
+  return tf.tidy(() => {
+    if (!isTextConditioned(cfg)) return mix(tokens, imageWeights(tokens, p, cfg), p);
+    if (!g) throw new Error('llip: mixing = text needs the text features g');
+    return mixText(tokens, llipQueries(g, p), p, cfg).z;
+  });
 }
 
 /** z_ij for queries already projected (and normalised) [Bt, E], e.g. template-averaged: [B, Bt, E]. */
@@ -243,7 +300,7 @@ export function llipMixQueries(
   p: LlipParams,
   cfg: LlipMixing,
 ): tf.Tensor3D {
-  return tf.tidy(() => mix(tokens, weightsFor(tokens, q, p, cfg), p));
+  return tf.tidy(() => mixText(tokens, q, p, cfg).z);
 }
 
 /**
@@ -266,7 +323,9 @@ export function mixingEntropy(phi: tf.Tensor4D): tf.Scalar {
   const T = phi.shape[3];
   if (T < 2) return tf.scalar(0);
   return tf.tidy(() => {
-    const h = tf.neg(tf.sum(tf.mul(phi, tf.log(tf.add(phi, 1e-30))), -1)); // 0·log 0 = 0
+    const h = hasKernel(ROW_ENTROPY)
+      ? runFused(ROW_ENTROPY, { x: phi })[0]
+      : tf.neg(tf.sum(tf.mul(phi, tf.log(tf.add(phi, 1e-30))), -1)); // 0·log 0 = 0
     return tf.div(tf.mean(h), Math.log(T)) as tf.Scalar;
   });
 }
@@ -282,8 +341,15 @@ export function llipForward(
   const B = tokens.shape[0];
   const E = p.wo.shape[1];
   checkShape(zt, [B, E], 'llip text targets');
-  const phi = llipWeights(tokens, g, p, cfg);
-  const z = mix(tokens, phi, p); // [B, Bt, E]
+  let phi: tf.Tensor4D;
+  let z: tf.Tensor3D; // [B, Bt, E]
+  if (isTextConditioned(cfg)) {
+    if (!g) throw new Error('llip: mixing = text needs the text features g');
+    ({ z, phi } = mixText(tokens, llipQueries(g, p), p, cfg));
+  } else {
+    phi = imageWeights(tokens, p, cfg);
+    z = mix(tokens, phi, p);
+  }
   const t = l2normalize(zt); // ẑ'_j [Bt, E]
   let cos: tf.Tensor2D; // [B, Bt]: ⟨ẑ_ij, ẑ'_j⟩
   if (phi.shape[1] === 1) cos = tf.matMul(l2normalize(tf.reshape(z, [B, E])), t, false, true);

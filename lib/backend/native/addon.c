@@ -5,7 +5,8 @@
  * functions lib/backend/native.ts loads. The kernels live beside it, each in
  * a header: matmul.h (sgemm through oneDNN or OpenBLAS), rowops.h (sums,
  * sigmoid, softmax), copyops.h (strided copies), fusedops.h (AdamW, quick
- * GELU, layer norm), attention.h (multi-head self-attention).
+ * GELU, layer norm), attention.h (multi-head self-attention), llipops.h
+ * (Llip's pairwise mixing, row entropy).
  *
  * Why on the heap: we keep the wasm backend for everything else and compute
  * directly on its memory, so no tensor is ever copied. The JS side passes the
@@ -30,8 +31,9 @@
 #include "rowops.h"
 #include "fusedops.h" /* uses lab_expf of rowops.h */
 #include "attention.h" /* uses lab_softmax_rows of rowops.h */
+#include "llipops.h"   /* uses attention.h and rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 8"
+#define LAB_BLAS_VERSION "lab-blas 9"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -427,6 +429,84 @@ static napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads the sizes of a Llip mixing call (T, B, Bt, M, dh) and τ; throws naming `what`. */
+static int get_llip(napi_env env, const int64_t *v, double tau, LlipMix *a, const char *what) {
+  *a = (LlipMix){v[0], v[1], v[2], v[3], v[4], (float)tau};
+  if (a->T < 0 || a->B < 0 || a->Bt < 0 || a->M < 1 || a->dh < 0 || a->T > INT32_MAX || a->B > INT32_MAX ||
+      a->Bt > INT32_MAX || a->M * a->dh > INT32_MAX || !(tau > 0)) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "lab-blas: bad %s sizes", what);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+/* llipMix(heap, keys, values, q, mixed, phi, T, B, Bt, M, dh, tau) (llipops.h) */
+static napi_value LlipMixFwd(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  Heap h;
+  int64_t v[10];
+  double tau;
+  LlipMix a;
+  if (!get_args(env, info, 12, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 10, v) ||
+      !get_doubles(env, argv + 11, 1, &tau) || !get_llip(env, v + 5, tau, &a, "llipMix")) {
+    return NULL;
+  }
+  int64_t E = a.M * a.dh;
+  int64_t spans[5] = {a.T * a.B * E, a.T * a.B * E, a.Bt * E, a.B * a.Bt * E, a.M * a.Bt * a.B * a.T};
+  if (!check_spans(env, &h, v, spans, 5, "llipMix")) return NULL;
+  if (a.T == 0 || a.B == 0 || a.Bt == 0 || E == 0) return NULL;
+  float *scratch = malloc((size_t)llip_scratch(&a) * sizeof(float));
+  if (scratch == NULL) {
+    napi_throw_error(env, NULL, "lab-blas: out of memory");
+    return NULL;
+  }
+  float *d = h.data;
+  lab_llip_mix(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], &a, scratch);
+  free(scratch);
+  return NULL;
+}
+
+/* llipMixGrad(heap, dy, keys, values, q, phi, dkeys, dvalues, dq, T, B, Bt, M, dh, tau) (llipops.h) */
+static napi_value LlipMixGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[15];
+  Heap h;
+  int64_t v[13];
+  double tau;
+  LlipMix a;
+  if (!get_args(env, info, 15, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 13, v) ||
+      !get_doubles(env, argv + 14, 1, &tau) || !get_llip(env, v + 8, tau, &a, "llipMixGrad")) {
+    return NULL;
+  }
+  int64_t E = a.M * a.dh, tbe = a.T * a.B * E;
+  int64_t spans[8] = {a.B * a.Bt * E, tbe, tbe, a.Bt * E, a.M * a.Bt * a.B * a.T, tbe, tbe, a.Bt * E};
+  if (!check_spans(env, &h, v, spans, 8, "llipMixGrad")) return NULL;
+  float *d = h.data;
+  if (a.T == 0 || a.B == 0 || a.Bt == 0 || E == 0) {
+    memset(d + v[5], 0, (size_t)tbe * sizeof(float));
+    memset(d + v[6], 0, (size_t)tbe * sizeof(float));
+    memset(d + v[7], 0, (size_t)(a.Bt * E) * sizeof(float));
+    return NULL;
+  }
+  float *scratch = malloc((size_t)llip_scratch(&a) * sizeof(float));
+  if (scratch == NULL) {
+    napi_throw_error(env, NULL, "lab-blas: out of memory");
+    return NULL;
+  }
+  lab_llip_mix_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], d + v[6], d + v[7], &a, scratch);
+  free(scratch);
+  return NULL;
+}
+
+/* rowEntropy(heap, xOff, rows, cols, outOff): out[i] = −Σ_j x[i, j] log(x[i, j] + 1e-30). */
+static napi_value RowEntropy(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[4];
+  if (get_rows_args(env, info, &h, v, OUT_ROWS, "rowEntropy")) lab_row_entropy(h.data + v[0], h.data + v[3], v[1], v[2]);
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -507,6 +587,9 @@ NAPI_MODULE_INIT() {
       {"layerNormGrad", NULL, LayerNormGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionGrad", NULL, AttentionGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"llipMix", NULL, LlipMixFwd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"llipMixGrad", NULL, LlipMixGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rowEntropy", NULL, RowEntropy, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},

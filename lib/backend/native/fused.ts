@@ -10,8 +10,11 @@ import {
   ATTENTION_GRAD,
   LAYER_NORM,
   LAYER_NORM_GRAD,
+  LLIP_MIX,
+  LLIP_MIX_GRAD,
   QUICK_GELU,
   QUICK_GELU_GRAD,
+  ROW_ENTROPY,
 } from '../kernels';
 import { offsetOf, type WasmBackend } from './rowops';
 
@@ -24,6 +27,9 @@ export interface FusedAddon {
   layerNormGrad(heap: Float32Array, ...offsetsRowsCols: number[]): void;
   attention(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   attentionGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
+  llipMix(heap: Float32Array, ...offsetsSizesTau: number[]): void;
+  llipMixGrad(heap: Float32Array, ...offsetsSizesTau: number[]): void;
+  rowEntropy(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -179,6 +185,83 @@ const attentionGrad: FusedKernel = (args, addon) => {
   );
 };
 
+interface LlipAttrs {
+  heads: number;
+  tau: number;
+}
+
+/** [T, B, Bt, M, dh] of a Llip mixing call, checked. */
+function llipSizes(
+  name: string,
+  keys: tf.TensorInfo,
+  values: tf.TensorInfo,
+  q: tf.TensorInfo,
+  a: LlipAttrs,
+): number[] {
+  const [T, B, E] = keys.shape;
+  const ok =
+    keys.shape.length === 3 &&
+    values.shape.join() === keys.shape.join() &&
+    q.shape.length === 2 &&
+    q.shape[1] === E &&
+    a.heads >= 1 &&
+    E % a.heads === 0 &&
+    a.tau > 0;
+  if (!ok) {
+    throw new Error(
+      `${name}: keys [${keys.shape}], values [${values.shape}], q [${q.shape}] are not [T, B, E], [T, B, E], [Bt, E] for ${a.heads} heads`,
+    );
+  }
+  return [T, B, q.shape[0], a.heads, E / a.heads];
+}
+
+const llipMix: FusedKernel = (args, addon) => {
+  const { keys, values, q } = args.inputs as Record<'keys' | 'values' | 'q', tf.TensorInfo>;
+  const a = args.attrs as unknown as LlipAttrs;
+  mustFloat(LLIP_MIX, [keys, values, q]);
+  const [T, B, Bt, M, dh] = llipSizes(LLIP_MIX, keys, values, q, a);
+  const shapes = [
+    [B, Bt, M * dh],
+    [M, Bt, B, T],
+  ];
+  return run(args.backend as WasmBackend, [keys, values, q], shapes, (heap, o) =>
+    addon.llipMix(heap, ...o, T, B, Bt, M, dh, a.tau),
+  );
+};
+
+const llipMixGrad: FusedKernel = (args, addon) => {
+  const ins = args.inputs as Record<'dy' | 'keys' | 'values' | 'q' | 'phi', tf.TensorInfo>;
+  const { dy, keys, values, q, phi } = ins;
+  const a = args.attrs as unknown as LlipAttrs;
+  mustFloat(LLIP_MIX_GRAD, [dy, keys, values, q, phi]);
+  const [T, B, Bt, M, dh] = llipSizes(LLIP_MIX_GRAD, keys, values, q, a);
+  if (
+    tf.util.sizeFromShape(dy.shape) !== B * Bt * M * dh ||
+    tf.util.sizeFromShape(phi.shape) !== M * Bt * B * T
+  ) {
+    throw new Error(`${LLIP_MIX_GRAD}: dy [${dy.shape}] or phi [${phi.shape}] does not match`);
+  }
+  const shapes = [keys.shape, keys.shape, q.shape];
+  return run(args.backend as WasmBackend, [dy, keys, values, q, phi], shapes, (heap, o) =>
+    addon.llipMixGrad(heap, ...o, T, B, Bt, M, dh, a.tau),
+  );
+};
+
+const rowEntropy: FusedKernel = (args, addon) => {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  mustFloat(ROW_ENTROPY, [x]);
+  if (x.shape.length < 1) throw new Error(`${ROW_ENTROPY}: x must have at least one axis`);
+  const cols = x.shape[x.shape.length - 1];
+  const outShape = x.shape.slice(0, -1);
+  const rows = tf.util.sizeFromShape(outShape);
+  return run(args.backend as WasmBackend, [x], [outShape], (heap, [xo, out]) =>
+    addon.rowEntropy(heap, xo, rows, cols, out),
+  );
+};
+
+/** Llip's mixing and the entropy of its weights, switched apart for before/after measurements. */
+export const LLIP_KERNELS = [LLIP_MIX, LLIP_MIX_GRAD, ROW_ENTROPY];
+
 /** The attention pair, switched apart from the rest for before/after measurements. */
 export const ATTENTION_KERNELS = [ATTENTION, ATTENTION_GRAD];
 
@@ -191,4 +274,7 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [LAYER_NORM_GRAD]: layerNormGrad,
   [ATTENTION]: attention,
   [ATTENTION_GRAD]: attentionGrad,
+  [LLIP_MIX]: llipMix,
+  [LLIP_MIX_GRAD]: llipMixGrad,
+  [ROW_ENTROPY]: rowEntropy,
 };
