@@ -93,13 +93,20 @@ interface KernelSet {
 /**
  * The sets compared: stock wasm; the native set of the previous round of work
  * (OpenBLAS sgemm, leading/trailing Sum, Sigmoid, Softmax); all native kernels
- * now (oneDNN sgemm, data movement, fused AdamW / quick GELU / layer norm).
+ * but the fused attention and Llip mixing (the round before those); all native
+ * kernels now (oneDNN sgemm, data movement, fused AdamW / quick GELU / layer
+ * norm / multi-head attention / Llip mixing).
  */
 export const KERNEL_SETS: KernelSet[] = [
   { name: 'stock wasm', options: {}, native: false },
   {
     name: 'OpenBLAS matmuls + Sum/Sigmoid/Softmax',
     options: { gemm: 'openblas', rowOps: true, copy: false, fused: false },
+    native: true,
+  },
+  {
+    name: 'native kernels, op-by-op attention and Llip mixing',
+    options: { gemm: 'dnnl', rowOps: true, copy: true, fused: true, attention: false, llip: false },
     native: true,
   },
   {
