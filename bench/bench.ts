@@ -130,6 +130,7 @@ function printCase(r: CaseResult): void {
 async function main(): Promise<void> {
   const start = performance.now();
   const before = os.loadavg();
+  const commit = gitCommit(); // at the start: others may commit while the bench runs
   const missing = checkTorch();
   if (missing) throw new ChildError(missing);
   const info = await initBackend();
@@ -175,7 +176,7 @@ async function main(): Promise<void> {
     smoke: SMOKE,
     machine: machine(),
     loadavg: { before, after: os.loadavg() },
-    commit: gitCommit(),
+    commit,
     versions: versions(torchVersion, 'addon' in addon ? addon.addon.version() : null),
     backend: info.description,
     cases: results,

@@ -52,14 +52,30 @@ export function machine(): BenchResult['machine'] {
   };
 }
 
+/** HEAD, and the uncommitted files that can change the numbers (lib/, bench/, package.json) if any. */
 export function gitCommit(): string {
   try {
     const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    }).trim();
-    return dirty ? `${sha} (dirty)` : sha;
+    const dirty = execFileSync(
+      'git',
+      [
+        'status',
+        '--porcelain',
+        '--',
+        'lib',
+        'bench',
+        'package.json',
+        ':!bench/results',
+        ':!bench/README.md',
+      ],
+      { cwd: ROOT, encoding: 'utf8' },
+    )
+      .split('\n')
+      .map((l) => l.slice(3).trim())
+      .filter(Boolean);
+    if (!dirty.length) return sha;
+    const more = dirty.length > 5 ? ` and ${dirty.length - 5} more` : '';
+    return `${sha} + uncommitted ${dirty.slice(0, 5).join(', ')}${more}`;
   } catch {
     return 'unknown';
   }
