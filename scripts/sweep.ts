@@ -2,6 +2,7 @@
  * Runs a grid from `sweeps/<grid>.ts`:
  *   npm run sweep -- <grid> [--workers n] [--out out/sweeps] [--results data/results] [--retries 1]
  *   npm run sweep -- <grid> --queue redis://:<password>@host:6379 [--insecure]   (then `npm run worker` on any machines)
+ *   npm run sweep -- <grid> --refile [--out …]   (file finished runs again, e.g. after a new metric)
  * Locally: a pool of train processes, resumable (finished runs are skipped).
  * With --queue: enqueue on BullMQ and wait, filing results as jobs complete; jobs
  * are signed when LAB_QUEUE_SECRET is set, and a remote Redis without a password
@@ -15,6 +16,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../lib/paths';
 import { showTable } from '../lib/plot/table';
+import { backfillResults } from '../lib/runs/fewshot-run';
 import { enqueueGrid, redisConnection } from '../lib/runs/queue';
 import { appendResults, loadResults, RESULTS_DIR, runRows, summarise } from '../lib/runs/results';
 import {
@@ -49,6 +51,7 @@ function parse() {
       results: { type: 'string', default: RESULTS_DIR },
       retries: { type: 'string', default: '1' },
       insecure: { type: 'boolean', default: false },
+      refile: { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 1)
@@ -68,6 +71,24 @@ function fileFinished(grid: Grid, a: Args): void {
   const missing = expandGrid(grid).filter((s) => isComplete(a.out, s) && !have.has(s.id));
   const rows = missing.flatMap((s) => runRows(s, runDir(a.out, s), readMeta(a.out, s)));
   if (rows.length) appendResults(grid.name, rows, a.results);
+}
+
+/**
+ * `--refile`: files every finished run of the grid in --out again from its folder,
+ * after backfilling what today's runs write and older ones lack (backfillResults),
+ * replacing its rows in the table. Nothing trains.
+ */
+function refile(grid: Grid, a: Args): void {
+  const done = expandGrid(grid).filter((s) => isComplete(a.out, s));
+  for (const s of done) {
+    const dir = runDir(a.out, s);
+    const added = backfillResults(dir);
+    appendResults(grid.name, runRows(s, dir, readMeta(a.out, s)), a.results);
+    console.log(`[refile ${grid.name}] ${s.id}${added ? ' (effective rank added)' : ''}`);
+  }
+  console.log(
+    `[refile ${grid.name}] ${done.length} of ${expandGrid(grid).length} runs filed again`,
+  );
 }
 
 function runHere(grid: Grid, a: Args): Promise<SweepSummary> {
@@ -111,6 +132,10 @@ async function main() {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  if (a.refile) {
+    refile(a.grid, a);
+    process.exit(0);
+  }
   const s = a.queue
     ? await enqueueGrid(a.grid, a.queue, {
         resultsDir: a.results,

@@ -11,16 +11,17 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import { readWeights } from '../lib/model/safetensors';
 import { repoRoot } from '../lib/paths';
 import {
   loadResults,
   meanCI,
   mergeRows,
   type Row,
+  runRows,
   summarise,
   tCritical,
 } from '../lib/runs/results';
-import { readWeights } from '../lib/model/safetensors';
 import { expandGrid, type Grid, runLocal, specConfig } from '../lib/runs/sweep';
 import siglipVsClip from '../sweeps/siglip-vs-clip';
 import tinyDemo from '../sweeps/tiny-demo';
@@ -323,4 +324,17 @@ test('post-training grids: each seed starts from the tower weights of the same s
       assert.ok(diff < 1e-6, `${n}: post-training started elsewhere (max |Δ| ${diff})`);
     }
   }
+  // what every run files besides accuracies: LIxP's τctx (last, drop from its maximum), the effective rank
+  const dir = path.join(out, 'tiny-post', specs[0].id);
+  const rows = runRows(specs[0], dir, { commit: 'c', backend: 'b', duration: 1 } as never);
+  const value = (m: string) => rows.find((r) => r.metric === m)?.value as number;
+  const tau = fs
+    .readFileSync(path.join(dir, 'history.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).tauCtx as number);
+  assert.equal(value('tauCtx'), tau[tau.length - 1]);
+  assert.equal(value('tauCtxDrop'), Math.max(...tau) - tau[tau.length - 1]);
+  const rank = value('effectiveRank');
+  assert.ok(rank > 1 && rank <= specConfig(specs[0]).model.embedDim, `effective rank ${rank}`);
 });

@@ -26,6 +26,7 @@ import {
   fewShotSuite,
   suiteAverage,
 } from '../eval/fewshot-suite';
+import { covarianceSpectrum, effectiveRank, spectrumFeatures } from '../eval/spectrum';
 import type { ModelConfig } from '../model/index';
 import { loadParams } from '../model/params';
 import { readWeights, weightsBytes } from '../model/safetensors';
@@ -99,6 +100,21 @@ export interface ExperimentRun {
   final: FinalSummary;
   /** the few-shot suite averaged over the tasks, when the config has `eval.fewShot` */
   fewShot?: FewShotRow[];
+  /** effective rank of the visual features' covariance spectrum (`runEffectiveRank`) */
+  effectiveRank: number;
+}
+
+/**
+ * The effective rank (eval/spectrum.ts) of `model`'s visual features on 1024
+ * validation images drawn from the run's seed: the one-number summary of its
+ * covariance spectrum that every run files (Llip: the K tokens of each image).
+ */
+export function runEffectiveRank(model: Model, world: World, seed: number): number {
+  const images = world.sampleBatch(new Rng(seed + 11), 1024, 'val').images;
+  const x = spectrumFeatures(model, images);
+  const rank = effectiveRank(covarianceSpectrum(x));
+  x.dispose();
+  return rank;
 }
 
 export interface RunOptions {
@@ -289,12 +305,24 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
         fewShotSuite(model, world.tokenizer, data.tasks, fewShotSettings(cfg.eval, cfg.seed)),
       )
     : undefined;
+  const rank = runEffectiveRank(model, world, cfg.seed);
   if (outDir)
     writeJsonAtomic(path.join(outDir, 'results.json'), {
       results,
       retrieval: ret,
       trainSeconds,
+      effectiveRank: rank,
       ...(fewShot ? { fewShot } : {}),
     });
-  return { config: cfg, model, history, results, retrieval: ret, trainSeconds, final, fewShot };
+  return {
+    config: cfg,
+    model,
+    history,
+    results,
+    retrieval: ret,
+    trainSeconds,
+    final,
+    fewShot,
+    effectiveRank: rank,
+  };
 }

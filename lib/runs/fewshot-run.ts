@@ -18,7 +18,7 @@ import { createModel, disposeModel, type Model } from '../objectives/model';
 import { labPath, writeAtomic } from '../paths';
 import { createAdamState, disposeAdamState } from '../train/optim';
 import { loadLatestCheckpoint, restoreCheckpoint } from './checkpoint';
-import { type LabData, labData, resolveModelConfig } from './experiment';
+import { type LabData, labData, resolveModelConfig, runEffectiveRank } from './experiment';
 
 export interface LoadedRun {
   config: ExperimentConfig;
@@ -97,4 +97,23 @@ export function fewShotRun(
 export function readFewShotReport(dir: string): FewShotReport | null {
   const file = path.join(labPath(dir), 'fewshot.json');
   return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
+}
+
+/**
+ * Adds to a finished run's results.json what runs file today and it lacks (the
+ * effective rank, from its newest checkpoint), so an older run can be filed again
+ * (`npm run sweep -- <grid> --refile`). Returns whether it wrote anything.
+ */
+export function backfillResults(dir: string): boolean {
+  const file = path.join(labPath(dir), 'results.json');
+  const res = JSON.parse(fs.readFileSync(file, 'utf8'));
+  if (typeof res.effectiveRank === 'number') return false;
+  const run = loadRun(dir);
+  try {
+    res.effectiveRank = runEffectiveRank(run.model, run.data.world, run.config.seed);
+  } finally {
+    disposeModel(run.model);
+  }
+  writeAtomic(file, `${JSON.stringify(res)}\n`);
+  return true;
 }

@@ -52,7 +52,9 @@ function historyMetrics(history: Record<string, number>[]): [string, number, num
  * End-of-run metrics: `loss` (final.json when the CLI wrote one, else the last
  * history record), `zeroShot` / `fewShot<k>` means and per task (`zeroShot:<task>`),
  * the few-shot suite's means (`fs.<method>.<k>`, when the run had `eval.fewShot`),
- * retrieval recalls (`i2t.r1` …) and `trainSeconds`.
+ * retrieval recalls (`i2t.r1` …), `trainSeconds`, the `effectiveRank` of the
+ * visual features, and for LIxP `tauCtx` (final) and `tauCtxDrop` (its maximum over
+ * training minus its final value).
  */
 function finalMetrics(dir: string, history: Record<string, number>[]): [string, number][] {
   const res = readJson(path.join(dir, 'results.json'));
@@ -76,6 +78,15 @@ function finalMetrics(dir: string, history: Record<string, number>[]): [string, 
   for (const dirn of ['i2t', 't2i'])
     for (const r of ['r1', 'r5']) out.push([`${dirn}.${r}`, res.retrieval[dirn][r]]);
   out.push(['trainSeconds', res.trainSeconds]);
+  if (typeof res.effectiveRank === 'number') out.push(['effectiveRank', res.effectiveRank]);
+  // LIxP's context temperature: its last value and how far it fell from its highest
+  const tau = history
+    .map((h) => h.tauCtx)
+    .filter((x) => typeof x === 'number' && Number.isFinite(x));
+  if (tau.length) {
+    out.push(['tauCtx', tau[tau.length - 1]]);
+    out.push(['tauCtxDrop', Math.max(...tau) - tau[tau.length - 1]]);
+  }
   return out;
 }
 
