@@ -3,7 +3,7 @@
  * batches, same AdamW schedule; steps alternate lab / each PyTorch setup (1 and
  * 2 threads, BLAS pins as set and unset) round by round, rotating who goes
  * first, so load from other processes hits all alike. The yardstick is the
- * fastest PyTorch setup whose losses agree with the lab's.
+ * fastest PyTorch setup; every setup's losses must agree with the lab's.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -1,7 +1,8 @@
 /**
- * Client of bench/torch_bench.py: one long-lived Python process (Debian's
- * /usr/bin/python3 with python3-torch; LAB_PYTHON overrides the interpreter) spoken
- * to in JSON lines, so lab and PyTorch steps can alternate.
+ * Client of bench/torch_bench.py: one long-lived Python process per setup (thread
+ * count × BLAS environment, `TorchSetup`; Debian's /usr/bin/python3 with
+ * python3-torch; LAB_PYTHON overrides the interpreter) spoken to in JSON lines,
+ * so lab and PyTorch steps can alternate.
  *
  * Every way the child can fail (cannot start, exits, closes its stdin) becomes one
  * rejected call with a one-line ChildError naming what is missing; nothing is left
