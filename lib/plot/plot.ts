@@ -77,6 +77,24 @@ export function baseLayout(t: Titles): Record<string, unknown> {
   return { title, ...axes, font: FONT, ...page, margin, legend, showlegend: true };
 }
 
+/**
+ * A log-scale axis whose every tick is labelled with its full value: ticks at
+ * powers of 10 over wide ranges, at ×2 steps over narrow ones (plotly's default
+ * labels a narrow log range with bare digits, "2 … 8", which read as wrong values).
+ */
+export function logAxis(title: string, values: number[]): Record<string, unknown> {
+  const pos = values.filter((v) => v > 0 && Number.isFinite(v));
+  const decades = pos.length ? Math.log10(Math.max(...pos) / Math.min(...pos)) : 0;
+  const dtick = decades > 2 ? 1 : Math.log10(2); // in log10 units
+  return {
+    ...axis(title),
+    type: 'log',
+    dtick,
+    exponentformat: 'power',
+    tickformat: decades > 2 ? '' : '~g',
+  };
+}
+
 /** Line plot of training curves, sweeps, spectra. Short series get markers so points show. */
 export function lineFigure(opts: Titles & { series: Series[]; logY?: boolean }): Figure {
   const data = opts.series.map((s) => ({
@@ -88,7 +106,11 @@ export function lineFigure(opts: Titles & { series: Series[]; logY?: boolean }):
     line: { color: s.color ?? colorFor(s.method ?? s.name), width: 2, dash: s.dash ?? 'solid' },
   }));
   const layout = baseLayout(opts);
-  if (opts.logY) layout.yaxis = { ...axis(opts.yTitle), type: 'log' };
+  if (opts.logY)
+    layout.yaxis = logAxis(
+      opts.yTitle,
+      opts.series.flatMap((s) => s.y),
+    );
   return { data, layout };
 }
 
