@@ -158,9 +158,8 @@ const LIXP_CLAIMS: Claim[] = [
     a: `lixp@${SCALE}`,
     b: null,
     expect: 'greater',
-    fill:
-      'no results table records τctx over training (lib/runs/results.ts keeps only zero-shot from ' +
-      'a run’s history); notebook 05 draws it for one live run',
+    // runs file tauCtxDrop since it was added; older runs: `--refile` from their folders
+    fill: '`npm run sweep -- lixp-scale --refile` (files τctx from the runs’ histories)',
   },
 ];
 
@@ -241,9 +240,8 @@ const LLIP_CLAIMS: Claim[] = [
     a: LADDER[5],
     b: LADDER[0],
     expect: 'greater',
-    fill:
-      'the results tables hold no effective rank (runs file accuracies only); notebook 04 ' +
-      'computes the spectra of one live run per objective',
+    // runs file their effective rank since it was added; older runs: `--refile` backfills it
+    fill: '`npm run sweep -- llip-ladder --refile` (backfills each run’s effective rank)',
   },
 ];
 
