@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { ADAMW, hasKernel } from '../lib/backend/kernels';
+import { ADAMW, ADAMW_MULTI, hasKernel } from '../lib/backend/kernels';
 import type { ParamSpecs, Params } from '../lib/model/params';
 import {
   adamwStep,
@@ -33,7 +33,7 @@ interface AdamwGolden {
 }
 
 /** Runs the golden steps with `fused` on or off; returns params and norms after each step. */
-function runGolden(fused: boolean) {
+function runGolden(fused: boolean, multi = false) {
   const g = loadGolden().adamw as AdamwGolden;
   const o: OptimConfig = { ...defaultOptim, ...g.config };
   const specs: ParamSpecs = {};
@@ -48,7 +48,7 @@ function runGolden(fused: boolean) {
     const grads = Object.fromEntries(
       Object.entries(g.shapes).map(([n, shape]) => [n, tf.tensor(s.grads[n], shape)]),
     );
-    const norms = adamwStep(params, specs, grads, state, s.lr, o, fused);
+    const norms = adamwStep(params, specs, grads, state, s.lr, o, fused, multi);
     const [gradNorm, paramNorm, updateNorm] = Array.from(norms.dataSync());
     tf.dispose([norms, ...Object.values(grads)]);
     const values = Object.fromEntries(Object.entries(params).map(([n, p]) => [n, p.dataSync()]));
@@ -92,6 +92,59 @@ test('the fused AdamW kernel gives the same bits as the TF.js ops', async (t) =>
     }
     assertClose(f.updateNorm, composite[i].updateNorm, `step ${i} update norm`, 1e-7, 1e-5);
   });
+});
+
+/**
+ * Five steps of AdamW on 40 parameters of odd sizes (one without a gradient,
+ * some without decay), large gradients so clipping acts; returns every
+ * parameter, moment and norm after each step.
+ */
+function runMany(multi: boolean, gradClip: number) {
+  const o: OptimConfig = { ...defaultOptim, weightDecay: 0.1, gradClip };
+  const specs: ParamSpecs = {};
+  const params: Params = {};
+  for (let i = 0; i < 40; i++) {
+    const shape = i % 3 === 0 ? [1 + ((i * 37) % 300)] : [1 + (i % 17), 1 + ((i * 13) % 70)];
+    specs[`w${i}`] = { shape, init: 'zeros', decay: i % 3 !== 0 };
+    params[`w${i}`] = tf.variable(tf.randomNormal(shape, 0, 1, 'float32', i + 1));
+  }
+  const state = createAdamState(params);
+  const before = tf.memory().numTensors;
+  const out = [0, 1, 2, 3, 4].map((step) => {
+    const grads = Object.fromEntries(
+      Object.entries(specs)
+        .filter(([n]) => n !== 'w7')
+        .map(([n, s]) => [
+          n,
+          tf.randomNormal(s.shape, 0, 3, 'float32', 1000 * (step + 1) + Number(n.slice(1))),
+        ]),
+    );
+    const norms = adamwStep(params, specs, grads, state, 1e-2 * (step + 1), o, true, multi);
+    const read = (r: Record<string, tf.Tensor>) =>
+      Object.values(r).map((x) => Array.from(x.dataSync()));
+    const res = { p: read(params), m: read(state.m), v: read(state.v), norms: read({ norms }) };
+    tf.dispose([norms, ...Object.values(grads)]);
+    return res;
+  });
+  assert.equal(tf.memory().numTensors, before, 'adamwStep leaks no tensors');
+  disposeAdamState(state);
+  tf.dispose(Object.values(params));
+  return out;
+}
+
+test('one multi-tensor AdamW call gives the bits of the per-parameter path', async (t) => {
+  await setup();
+  if (!hasKernel(ADAMW_MULTI)) return t.skip(`no ${ADAMW_MULTI} kernel on ${tf.getBackend()}`);
+  for (const clip of [1, 0, 1e6]) {
+    const each = runMany(false, clip);
+    const one = runMany(true, clip);
+    assert.ok(clip !== 1 || each[0].norms[0][0] > 1, 'clipping acts');
+    for (const [i, step] of one.entries())
+      assert.deepEqual(step, each[i], `clip ${clip}, step ${i}`);
+  }
+  const golden = runGolden(true).out;
+  const multi = runGolden(true, true).out;
+  for (const [i, f] of multi.entries()) assert.deepEqual(f, golden[i], `golden step ${i}`);
 });
 
 test('lrAt: linear warmup, then cosine down to lr · minLrRatio', () => {

@@ -26,6 +26,25 @@ export interface AdamWAttrs {
   bc2: number;
 }
 
+/**
+ * Every parameter's AdamW update and the global-norm clip in one call, with
+ * the bits of the per-parameter path (ADAMW after TF.js's Square/Sum/AddN norm).
+ * Inputs: p<i>, g<i>, m<i>, v<i> for i < count, r<j> for the parameters without
+ * a gradient (counted in the parameter norm only). Attrs: AdamWMultiAttrs.
+ * Outputs: p'<i>, m'<i>, v'<i> for each i in turn, then norms [3] =
+ * [‖g‖ before clipping, ‖p'‖, ‖step‖].
+ */
+export const ADAMW_MULTI = 'LabAdamWMulti';
+
+export interface AdamWMultiAttrs extends Omit<AdamWAttrs, 'weightDecay'> {
+  /** one per updated parameter (0: no decay); its length is the count */
+  weightDecay: number[];
+  /** max global L2 norm of the gradient; 0 disables clipping */
+  gradClip: number;
+  /** how many r<j> inputs */
+  rest: number;
+}
+
 /** Whether the active backend has the fused kernel `name`. */
 export function hasKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;

@@ -8,14 +8,20 @@
  * directly on the wasm heap, so no tensor is copied to or from it. Gradients
  * run through the same kernels. The stock kernels are kept and used for every
  * case we do not handle. KernelOptions (or LAB_GEMM, LAB_NATIVE_ROWOPS=0,
- * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0) switch sets off for before/after
+ * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0, LAB_NATIVE_MULTI_ADAMW=0) switch sets off for before/after
  * measurements; the matmuls stay native.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { COPY_KERNELS, type CopyAddon } from './native/copyops';
-import { ATTENTION_KERNELS, FUSED_KERNELS, type FusedAddon, LLIP_KERNELS } from './native/fused';
+import {
+  ADAMW_MULTI_KERNELS,
+  ATTENTION_KERNELS,
+  FUSED_KERNELS,
+  type FusedAddon,
+  LLIP_KERNELS,
+} from './native/fused';
 import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
 
 /** The addon's exports; numbers are float offsets into the heap, booleans are 0/1. */
@@ -260,7 +266,8 @@ let rowOps = true;
  * Which kernel sets to register (before/after measurements switch them off
  * one by one). Defaults come from the environment, read once per
  * registration and never written: LAB_GEMM=dnnl|openblas, LAB_NATIVE_ROWOPS=0,
- * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0. (Writing process.env at run time is
+ * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0,
+ * LAB_NATIVE_MULTI_ADAMW=0. (Writing process.env at run time is
  * setenv, unsafe while native threads may read the environment.)
  */
 export interface KernelOptions {
@@ -270,6 +277,7 @@ export interface KernelOptions {
   fused?: boolean; // AdamW, quick GELU, layer norm (fused.ts)
   attention?: boolean; // fused multi-head self-attention (fused.ts; off when `fused` is)
   llip?: boolean; // Llip's fused mixing and row entropy (fused.ts; off when `fused` is)
+  multiAdamW?: boolean; // all parameters' AdamW in one call (fused.ts; off: one call per parameter)
 }
 
 function withDefaults(o: KernelOptions): Required<KernelOptions> {
@@ -285,6 +293,7 @@ function withDefaults(o: KernelOptions): Required<KernelOptions> {
     fused: o.fused ?? env.LAB_NATIVE_FUSED !== '0',
     attention: o.attention ?? env.LAB_NATIVE_ATTN !== '0',
     llip: o.llip ?? env.LAB_NATIVE_LLIP !== '0',
+    multiAdamW: o.multiAdamW ?? env.LAB_NATIVE_MULTI_ADAMW !== '0',
   };
 }
 
@@ -318,6 +327,7 @@ function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
   const off = [
     ...(o.attention && typeof addon.attentionGrad === 'function' ? [] : ATTENTION_KERNELS),
     ...(o.llip && typeof addon.llipMixGrad === 'function' ? [] : LLIP_KERNELS),
+    ...(o.multiAdamW && typeof addon.adamwMulti === 'function' ? [] : ADAMW_MULTI_KERNELS),
   ];
   return on ? Object.keys(FUSED_KERNELS).filter((name) => !off.includes(name)) : [];
 }

@@ -5,7 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type InferOutput, strictObject } from 'valibot';
-import { ADAMW, type AdamWAttrs, hasKernel } from '../backend/kernels';
+import {
+  ADAMW,
+  ADAMW_MULTI,
+  type AdamWAttrs,
+  type AdamWMultiAttrs,
+  hasKernel,
+} from '../backend/kernels';
 import type { ParamSpecs, Params } from '../model/params';
 import { int, num } from '../schema';
 
@@ -80,7 +86,9 @@ interface Slot {
  * One AdamW update, in place. Returns scalars [gradNorm, paramNorm, updateNorm]
  * (before clipping for gradNorm) as one tensor so the caller syncs once.
  * Runs the backend's fused kernel (lib/backend/kernels.ts) when it has one
- * (`fused` overrides, for tests), else the same maths as TF.js ops.
+ * (`fused` overrides, for tests), else the same maths as TF.js ops; with
+ * `multi` (the backend's ADAMW_MULTI), every parameter and the norms in one
+ * call, same bits.
  */
 export function adamwStep(
   params: Params,
@@ -90,23 +98,25 @@ export function adamwStep(
   lr: number,
   o: OptimConfig,
   fused = hasKernel(ADAMW),
+  multi = fused && hasKernel(ADAMW_MULTI),
 ): tf.Tensor1D {
   state.t += 1;
   const bc1 = 1 - o.beta1 ** state.t;
   const bc2 = 1 - o.beta2 ** state.t;
+  const { beta1, beta2, eps } = o;
+  const base = { lr, beta1, beta2, eps, bc1, bc2 };
+  const names = Object.keys(params).filter((n) => grads[n]);
+  const decay = (n: string) => (specs[n]?.decay && o.weightDecay > 0 ? o.weightDecay : 0);
+  if (multi && names.length > 0) return multiUpdate(params, grads, state, names, decay, base, o);
   return tf.tidy(() => {
-    const names = Object.keys(params).filter((n) => grads[n]);
     const gNorm = globalNorm(names.map((n) => grads[n]));
     const scale =
       o.gradClip > 0 ? tf.minimum(1, tf.div(o.gradClip, tf.add(gNorm, 1e-6))) : tf.scalar(1);
-    const { beta1, beta2, eps } = o;
-    const base = { lr, beta1, beta2, eps, bc1, bc2 };
     const update = fused ? fusedUpdate : compositeUpdate;
     // [Σ step², Σ param'²] of each parameter
     const sq = names.map((n) => {
-      const weightDecay = specs[n]?.decay && o.weightDecay > 0 ? o.weightDecay : 0;
       const slot = { p: params[n], grad: grads[n], m: state.m[n], v: state.v[n] };
-      return update(slot, scale, { ...base, weightDecay });
+      return update(slot, scale, { ...base, weightDecay: decay(n) });
     });
     const rest = Object.keys(params).filter((n) => !grads[n]);
     for (const n of rest)
@@ -114,6 +124,43 @@ export function adamwStep(
     const [stepSq, paramSq] = tf.unstack(tf.sum(tf.stack(sq), 0));
     return tf.stack([gNorm, tf.sqrt(paramSq), tf.sqrt(stepSq)]) as tf.Tensor1D;
   });
+}
+
+/** The whole update (norm, clip, every parameter) in one call of ADAMW_MULTI. */
+function multiUpdate(
+  params: Params,
+  grads: Record<string, tf.Tensor>,
+  state: AdamState,
+  names: string[],
+  decay: (n: string) => number,
+  base: Omit<AdamWAttrs, 'weightDecay'>,
+  o: OptimConfig,
+): tf.Tensor1D {
+  const rest = Object.keys(params).filter((n) => !grads[n]);
+  const inputs: tf.NamedTensorMap = {};
+  names.forEach((n, i) => {
+    Object.assign(inputs, { [`p${i}`]: params[n], [`g${i}`]: grads[n] });
+    Object.assign(inputs, { [`m${i}`]: state.m[n], [`v${i}`]: state.v[n] });
+  });
+  rest.forEach((n, j) => {
+    inputs[`r${j}`] = params[n];
+  });
+  const attrs: AdamWMultiAttrs = {
+    ...base,
+    weightDecay: names.map(decay),
+    gradClip: o.gradClip,
+    rest: rest.length,
+  };
+  const outs = tf.engine().runKernel(ADAMW_MULTI, inputs, attrs as unknown as tf.NamedAttrMap);
+  const updated = outs as tf.Tensor[]; // p', m', v' of each parameter, then the norms
+  const norms = updated.pop() as tf.Tensor1D;
+  names.forEach((n, i) => {
+    params[n].assign(updated[3 * i]);
+    state.m[n].assign(updated[3 * i + 1]);
+    state.v[n].assign(updated[3 * i + 2]);
+  });
+  tf.dispose(updated);
+  return norms;
 }
 
 /**

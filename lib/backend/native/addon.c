@@ -33,7 +33,7 @@
 #include "attention.h" /* uses lab_softmax_rows of rowops.h */
 #include "llipops.h"   /* uses attention.h and rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 9"
+#define LAB_BLAS_VERSION "lab-blas 10"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -301,6 +301,77 @@ static napi_value AdamWUpdate(napi_env env, napi_callback_info info) {
   AdamW a = {(float)h[0], (float)h[1], (float)(1.0 - h[1]), (float)h[2], (float)(1.0 - h[2]),
              (float)h[3], (float)h[4], (float)h[5], (float)h[6]};
   lab_adamw(d + o[1], d + o[2], d + o[3], d + o[4], d[o[5]], d + o[6], d + o[7], d + o[8], d + o[9], n, &a);
+  return NULL;
+}
+
+/* A Float64Array argument: its data and length. */
+static int get_f64(napi_env env, napi_value v, const double **data, size_t *len) {
+  napi_typedarray_type type;
+  void *p;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, NULL, NULL) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, NULL, "lab-blas: expected a Float64Array");
+    return 0;
+  }
+  *data = (const double *)p;
+  return 1;
+}
+
+enum { MULTI_COLS = 9, MULTI_HYPER = 7 };
+
+/*
+ * adamwMulti(heap, table, count, rest, normsOut, lr, beta1, beta2, eps, bc1, bc2, clip):
+ * every parameter's AdamW update and the global-norm clip in one call
+ * (lab_adamw_multi in fusedops.h). table: Float64Array of count + rest rows
+ * [n, p, grad, m, v, pOut, mOut, vOut, weightDecay]; the `rest` rows (parameters
+ * without a gradient, only counted in the norm) use n and p alone.
+ */
+static napi_value AdamWMulti(napi_env env, napi_callback_info info) {
+  napi_value argv[5 + MULTI_HYPER];
+  Heap heap;
+  const double *tab;
+  size_t tab_len;
+  int64_t v[3];
+  double h[MULTI_HYPER];
+  if (!get_args(env, info, sizeof argv / sizeof argv[0], argv) || !get_heap(env, argv[0], &heap) ||
+      !get_f64(env, argv[1], &tab, &tab_len) || !get_ints(env, argv + 2, 3, v) ||
+      !get_doubles(env, argv + 5, MULTI_HYPER, h)) {
+    return NULL;
+  }
+  int64_t count = v[0], rest = v[1];
+  if (count < 0 || rest < 0 || (size_t)((count + rest) * MULTI_COLS) != tab_len) {
+    napi_throw_range_error(env, NULL, "lab-blas: adamwMulti table is not (count + rest) rows of 9");
+    return NULL;
+  }
+  AdamWSlot *slots = malloc((size_t)(count + rest + 1) * sizeof(AdamWSlot));
+  if (slots == NULL) {
+    napi_throw_error(env, NULL, "lab-blas: out of memory");
+    return NULL;
+  }
+  int64_t norms_span = 3;
+  int ok = check_spans(env, &heap, &v[2], &norms_span, 1, "adamwMulti");
+  for (int64_t i = 0; ok && i < count + rest; i++) {
+    const double *r = tab + i * MULTI_COLS;
+    for (int j = 0; j < 8; j++) {
+      if (!(r[j] >= 0 && r[j] < 9007199254740992.0 && r[j] == (double)(int64_t)r[j])) {
+        napi_throw_range_error(env, NULL, "lab-blas: adamwMulti sizes and offsets must be integers >= 0");
+        ok = 0;
+        break;
+      }
+    }
+    if (!ok) break;
+    AdamWSlot *s = &slots[i];
+    *s = (AdamWSlot){(int64_t)r[0], (int64_t)r[1], (int64_t)r[2], (int64_t)r[3], (int64_t)r[4],
+                     (int64_t)r[5], (int64_t)r[6], (int64_t)r[7], (float)r[8]};
+    int64_t offs[7] = {s->p, s->g, s->m, s->v, s->p_out, s->m_out, s->v_out};
+    int64_t spans[7] = {s->n, s->n, s->n, s->n, s->n, s->n, s->n};
+    ok = check_spans(env, &heap, offs, spans, i < count ? 7 : 1, "adamwMulti"); /* rest rows: p alone */
+  }
+  if (ok) {
+    AdamW a = {(float)h[0], (float)h[1], (float)(1.0 - h[1]), (float)h[2], (float)(1.0 - h[2]),
+               (float)h[3], 0.0f, (float)h[4], (float)h[5]};
+    lab_adamw_multi(heap.data, slots, count, slots + count, rest, (float)h[6], a, heap.data + v[2]);
+  }
+  free(slots);
   return NULL;
 }
 
@@ -581,6 +652,7 @@ NAPI_MODULE_INIT() {
       {"sumCols", NULL, SumCols, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyStrided", NULL, CopyStrided, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adamw", NULL, AdamWUpdate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adamwMulti", NULL, AdamWMulti, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quickGelu", NULL, QuickGelu, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quickGeluGrad", NULL, QuickGeluGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -5,7 +5,9 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   ADAMW,
+  ADAMW_MULTI,
   type AdamWAttrs,
+  type AdamWMultiAttrs,
   ATTENTION,
   ATTENTION_GRAD,
   LAYER_NORM,
@@ -21,6 +23,15 @@ import { offsetOf, type WasmBackend } from './rowops';
 /** The addon function used here; offsets are in floats. */
 export interface FusedAddon {
   adamw(heap: Float32Array, n: number, ...offsetsThenHyper: number[]): void;
+  /** table: rows [n, p, g, m, v, p', m', v', weightDecay] (rest rows: n, p); then norms, lr … clip */
+  adamwMulti(
+    heap: Float32Array,
+    table: Float64Array,
+    count: number,
+    rest: number,
+    norms: number,
+    ...hyper: number[]
+  ): void;
   quickGelu(heap: Float32Array, x: number, y: number, n: number): void;
   quickGeluGrad(heap: Float32Array, dy: number, x: number, dx: number, n: number): void;
   layerNorm(heap: Float32Array, ...offsetsRowsColsEps: number[]): void;
@@ -72,6 +83,47 @@ const adamw: FusedKernel = (args, addon) => {
   return run(args.backend as WasmBackend, [param, grad, m, v, scale], shapes, (heap, offsets) =>
     addon.adamw(heap, n, ...offsets, ...hyper),
   );
+};
+
+/** Columns of adamwMulti's table: n, p, g, m, v, p', m', v', weightDecay. */
+const MULTI_COLS = 9;
+
+const adamwMulti: FusedKernel = (args, addon) => {
+  const a = args.attrs as unknown as AdamWMultiAttrs;
+  const ins = args.inputs as Record<string, tf.TensorInfo>;
+  const count = a.weightDecay.length;
+  const slots = Array.from({ length: count }, (_, i) =>
+    ['p', 'g', 'm', 'v'].map((k) => ins[k + i]),
+  );
+  const rest = Array.from({ length: a.rest }, (_, j) => ins[`r${j}`]);
+  mustFloat(ADAMW_MULTI, [...slots.flat(), ...rest]);
+  const sizes = slots.map(([p, ...others], i) => {
+    const n = tf.util.sizeFromShape(p.shape);
+    if (others.some((t) => tf.util.sizeFromShape(t.shape) !== n))
+      throw new Error(`${ADAMW_MULTI}: p, g, m and v of slot ${i} differ in size`);
+    return n;
+  });
+  const backend = args.backend as WasmBackend;
+  const outs = slots.flatMap(([p]) => [0, 1, 2].map(() => backend.makeOutput(p.shape, 'float32')));
+  const norms = backend.makeOutput([3], 'float32');
+  const off = (t: tf.TensorInfo) => offsetOf(backend, t);
+  const table = new Float64Array((count + a.rest) * MULTI_COLS);
+  slots.forEach((slot, i) => {
+    const row = [
+      sizes[i],
+      ...slot.map(off),
+      ...outs.slice(3 * i, 3 * i + 3).map(off),
+      a.weightDecay[i],
+    ];
+    table.set(row, i * MULTI_COLS);
+  });
+  rest.forEach((r, j) => {
+    table.set([tf.util.sizeFromShape(r.shape), off(r)], (count + j) * MULTI_COLS);
+  });
+  const hyper = [a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2, a.gradClip];
+  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
+  addon.adamwMulti(backend.wasm.HEAPF32, table, count, a.rest, off(norms), ...hyper);
+  return [...outs, norms];
 };
 
 const quickGelu: FusedKernel = (args, addon) => {
@@ -262,12 +314,16 @@ const rowEntropy: FusedKernel = (args, addon) => {
 /** Llip's mixing and the entropy of its weights, switched apart for before/after measurements. */
 export const LLIP_KERNELS = [LLIP_MIX, LLIP_MIX_GRAD, ROW_ENTROPY];
 
+/** All parameters' AdamW in one call, switched apart (off: one ADAMW call per parameter). */
+export const ADAMW_MULTI_KERNELS = [ADAMW_MULTI];
+
 /** The attention pair, switched apart from the rest for before/after measurements. */
 export const ATTENTION_KERNELS = [ATTENTION, ATTENTION_GRAD];
 
 /** The kernels this file adds, by name (none replaces a stock kernel). */
 export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [ADAMW]: adamw,
+  [ADAMW_MULTI]: adamwMulti,
   [QUICK_GELU]: quickGelu,
   [QUICK_GELU_GRAD]: quickGeluGrad,
   [LAYER_NORM]: layerNorm,

@@ -39,6 +39,56 @@ static void lab_adamw(const float *p, const float *grad, const float *m, const f
   stats[1] = (float)param_sq;
 }
 
+/* Σ x² as the stock wasm Square then Sum give it: float32 squares, summed in order. */
+static float lab_sumsq_seq(const float *x, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; i++) {
+    float q = x[i] * x[i];
+    s += q;
+  }
+  return s;
+}
+
+/* One parameter of a multi-tensor AdamW call: float offsets into the heap, its size and decay. */
+typedef struct {
+  int64_t n, p, g, m, v, p_out, m_out, v_out;
+  float wd;
+} AdamWSlot;
+
+/*
+ * Every parameter's AdamW update in one call, with the global-norm clip, in
+ * the float32 steps lib/train/optim.ts takes op by op, so the bits equal the
+ * per-parameter path's: ‖g‖ = sqrt(Σ_i Σ g_i²) (sums in order, as stock
+ * Square/Sum/AddN), scale = min(1, clip / (‖g‖ + 1e-6)) (1 when clip <= 0),
+ * lab_adamw per parameter, then the stats rows [Σ step², Σ p'²] of the updated
+ * parameters and [0, Σ p²] of the `rest` ones summed in double (as the native
+ * leading-axis Sum). norms = [‖g‖, sqrt(Σ p'²), sqrt(Σ step²)].
+ */
+static void lab_adamw_multi(float *d, const AdamWSlot *s, int64_t count, const AdamWSlot *rest, int64_t n_rest,
+                            float clip, AdamW a, float *norms) {
+  float total = 0.0f;
+  for (int64_t i = 0; i < count; i++) total += lab_sumsq_seq(d + s[i].g, s[i].n);
+  float gnorm = sqrtf(total);
+  float scale = 1.0f;
+  if (clip > 0.0f) {
+    float q = clip / (gnorm + 1e-6f);
+    scale = q < 1.0f ? q : 1.0f;
+  }
+  double step_sq = 0.0, param_sq = 0.0;
+  for (int64_t i = 0; i < count; i++) {
+    float stats[2];
+    a.wd = s[i].wd;
+    lab_adamw(d + s[i].p, d + s[i].g, d + s[i].m, d + s[i].v, scale, d + s[i].p_out, d + s[i].m_out,
+              d + s[i].v_out, stats, s[i].n, &a);
+    step_sq += stats[0];
+    param_sq += stats[1];
+  }
+  for (int64_t i = 0; i < n_rest; i++) param_sq += lab_sumsq_seq(d + rest[i].p, rest[i].n);
+  norms[0] = gnorm;
+  norms[1] = sqrtf((float)param_sq);
+  norms[2] = sqrtf((float)step_sq);
+}
+
 /*
  * Quick GELU and layer norm, forward and backward, each one pass instead of
  * 3-12 TF.js kernels (lib/ops.ts has the maths and the composite versions).
