@@ -85,6 +85,31 @@ export const LLIP_MIX_GRAD = 'LabLlipMixGrad';
 /** Row entropies −Σ_k x log(x + 1e-30) of x [..., T] (probabilities). Inputs: x. Outputs: [...] (x's shape less its last axis). */
 export const ROW_ENTROPY = 'LabRowEntropy';
 
+/**
+ * LIxP's contextualiser on its paper path (lib/objectives/lixp-context.ts
+ * `lixpContext` has the op-by-op version): unit rows k of the memory
+ * (the batch x, then the stale rows), A = softmax_j(scale · k_i·k_j + mask),
+ * out = A · memory. Inputs: x [B, D], scale [] (1 / (τctx √d)), and optionally
+ * stale [S, D] with fill [] (rows at index >= fill are empty). Attrs:
+ * LixpContextAttrs. Outputs: out [B, D], attention [B, B + S], k [B + S, D],
+ * rn [B + S] (the inverse norms, for the gradient).
+ */
+export const LIXP_CONTEXT = 'LabLixpContext';
+/**
+ * Its gradient. Inputs: dy [B, D], dAttention [B, M], x, scale, attention, k,
+ * rn, optionally stale. Outputs: dx [B, D], dscale [] (no gradient to the stale rows).
+ */
+export const LIXP_CONTEXT_GRAD = 'LabLixpContextGrad';
+
+export interface LixpContextAttrs {
+  /** hide each image's own entry */
+  maskSelf: boolean;
+  /** hide each image's own half of the batch (context 'separate') */
+  separate: boolean;
+  /** attend only inside blocks of this many rows (0: the whole batch) */
+  block: number;
+}
+
 /** Runs one of these kernels on the active backend; returns its outputs. */
 export function runFused(
   name: string,

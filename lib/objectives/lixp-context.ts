@@ -12,6 +12,8 @@
  * buffer) comes in as `ContextInputs.stale` and is advanced by `pushStale`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedLixpContext } from '../backend/fused-lixp';
+import { hasKernel, LIXP_CONTEXT } from '../backend/kernels';
 import { l2normalize, layerNorm, quickGelu, stopGradient } from '../model/ops';
 import type { Params } from '../model/params';
 
@@ -119,6 +121,7 @@ export function lixpContext(
   extra: ContextInputs = {},
 ): { attention: tf.Tensor2D; xCtx: tf.Tensor2D } {
   const [B, d] = imgRaw.shape;
+  if (onFusedPath(s)) return fusedContext(imgRaw, logTauCtx, s, extra.stale);
   const p = extra.heads ?? {};
   const parts = [imgRaw];
   if (s.memory === 'images+texts') parts.push(extra.txtRaw!);
@@ -146,6 +149,34 @@ export function lixpContext(
   for (let stage = 1; stage < (s.stages ?? 1); stage++)
     mixed = tf.matMul(attend(query(mixed)), values) as tf.Tensor2D;
   return { attention, xCtx: s.residual ? tf.add(imgRaw, mixed) : mixed };
+}
+
+/** The paper's path, which the backend's fused kernel computes when it has one (lib/backend/kernels.ts). */
+function onFusedPath(s: ContextSwitches): boolean {
+  const plain = s.stopGrad === 'none' && s.memoryNorm === 'none' && s.valueHead === 'none';
+  const one = s.memory === 'images' && (s.stages ?? 1) === 1;
+  return s.qkNorm && plain && one && hasKernel(LIXP_CONTEXT);
+}
+
+/** lixpContext in one kernel call each way: same maths, same masks and errors. */
+function fusedContext(
+  imgRaw: tf.Tensor2D,
+  logTauCtx: tf.Scalar,
+  s: ContextSwitches,
+  stale?: StaleMemory,
+) {
+  const [B, d] = imgRaw.shape;
+  const block = s.activeSubset || B;
+  if (B % block !== 0)
+    throw new Error(`lixp: activeSubset ${block} must divide the batch size ${B}`);
+  const scale = tf.div(tf.exp(tf.neg(logTauCtx)), Math.sqrt(d)) as tf.Scalar; // 1 / (τctx √d)
+  const attrs = {
+    maskSelf: s.maskSelf,
+    separate: s.context === 'separate',
+    block: s.activeSubset || 0,
+  };
+  const { attention, out } = fusedLixpContext(imgRaw, scale, attrs, stale);
+  return { attention, xCtx: s.residual ? (tf.add(imgRaw, out) as tf.Tensor2D) : out };
 }
 
 /**

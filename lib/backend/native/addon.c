@@ -6,7 +6,7 @@
  * a header: matmul.h (sgemm through oneDNN or OpenBLAS), rowops.h (sums,
  * sigmoid, softmax), copyops.h (strided copies), fusedops.h (AdamW, quick
  * GELU, layer norm), attention.h (multi-head self-attention), llipops.h
- * (Llip's pairwise mixing, row entropy).
+ * (Llip's pairwise mixing, row entropy), lixpops.h (LIxP's contextualiser).
  *
  * Why on the heap: we keep the wasm backend for everything else and compute
  * directly on its memory, so no tensor is ever copied. The JS side passes the
@@ -32,8 +32,9 @@
 #include "fusedops.h" /* uses lab_expf of rowops.h */
 #include "attention.h" /* uses lab_softmax_rows of rowops.h */
 #include "llipops.h"   /* uses attention.h and rowops.h */
+#include "lixpops.h"   /* uses rowops.h, fusedops.h and matmul.h */
 
-#define LAB_BLAS_VERSION "lab-blas 10"
+#define LAB_BLAS_VERSION "lab-blas 11"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -578,6 +579,79 @@ static napi_value RowEntropy(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads LIxP sizes B, S, D and the flags maskSelf, separate, block; throws naming `what`. */
+static int get_lixp(napi_env env, const int64_t *v, Lixp *a, const char *what) {
+  *a = (Lixp){v[0], v[1], v[2], v[3] != 0, v[4] != 0, v[5], 0.0f, 0.0f};
+  if (a->B < 1 || a->S < 0 || a->D < 1 || a->block < 0 || a->B > INT32_MAX / 2 || a->S > INT32_MAX / 2 ||
+      a->D > INT32_MAX || (a->B + a->S) * a->D > INT32_MAX) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "lab-blas: bad %s sizes", what);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+/* Runs f(scratch) with lixp_scratch(a) floats of scratch and the signal guard of the matmuls. */
+#define WITH_LIXP_SCRATCH(env, a, call)                             \
+  do {                                                              \
+    float *scratch = malloc((size_t)lixp_scratch(a) * sizeof(float)); \
+    if (scratch == NULL) {                                          \
+      napi_throw_error((env), NULL, "lab-blas: out of memory");     \
+      return NULL;                                                  \
+    }                                                               \
+    SignalGuard guard = hold_signals();                             \
+    call;                                                           \
+    release_signals(&guard);                                        \
+    free(scratch);                                                  \
+  } while (0)
+
+/*
+ * lixpContext(heap, x, stale (< 0: none), scale, fill (< 0: none), out, attn, k, rn,
+ *             B, S, D, maskSelf, separate, block) (lixpops.h); scale and fill are one float each.
+ */
+static napi_value LixpContext(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[14];
+  Lixp a;
+  if (!get_heap_ints(env, info, 14, &h, v) || !get_lixp(env, v + 8, &a, "lixpContext")) return NULL;
+  int64_t M = a.B + a.S, stale = a.S > 0 ? v[1] : 0, fill = a.S > 0 ? v[3] : 0;
+  int64_t offs[8] = {v[0], stale, v[2], fill, v[4], v[5], v[6], v[7]};
+  int64_t spans[8] = {a.B * a.D, a.S * a.D, 1, a.S > 0 ? 1 : 0, a.B * a.D, a.B * M, M * a.D, M};
+  if (!check_spans(env, &h, offs, spans, 8, "lixpContext")) return NULL;
+  float *d = h.data;
+  a.scale = d[v[2]];
+  a.fill = a.S > 0 ? d[fill] : 0.0f;
+  WITH_LIXP_SCRATCH(env, &a,
+                    lab_lixp_context(d + v[0], a.S > 0 ? d + stale : NULL, d + v[4], d + v[5], d + v[6], d + v[7],
+                                     &a, scratch));
+  return NULL;
+}
+
+/*
+ * lixpContextGrad(heap, dOut, dAttn, x, stale (< 0: none), attn, k, rn, scale, dx, dScale,
+ *                 B, S, D) (lixpops.h)
+ */
+static napi_value LixpContextGrad(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[13], flags[6];
+  Lixp a;
+  if (!get_heap_ints(env, info, 13, &h, v)) return NULL;
+  memcpy(flags, v + 10, 3 * sizeof(int64_t));
+  flags[3] = flags[4] = flags[5] = 0;
+  if (!get_lixp(env, flags, &a, "lixpContextGrad")) return NULL;
+  int64_t M = a.B + a.S, stale = a.S > 0 ? v[3] : 0;
+  int64_t offs[10] = {v[0], v[1], v[2], stale, v[4], v[5], v[6], v[7], v[8], v[9]};
+  int64_t spans[10] = {a.B * a.D, a.B * M, a.B * a.D, a.S * a.D, a.B * M, M * a.D, M, 1, a.B * a.D, 1};
+  if (!check_spans(env, &h, offs, spans, 10, "lixpContextGrad")) return NULL;
+  float *d = h.data;
+  a.scale = d[v[7]];
+  WITH_LIXP_SCRATCH(env, &a,
+                    lab_lixp_context_grad(d + v[0], d + v[1], d + v[2], a.S > 0 ? d + stale : NULL, d + v[4],
+                                          d + v[5], d + v[6], d + v[8], d + v[9], &a, scratch));
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -662,6 +736,8 @@ NAPI_MODULE_INIT() {
       {"llipMix", NULL, LlipMixFwd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMixGrad", NULL, LlipMixGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rowEntropy", NULL, RowEntropy, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lixpContext", NULL, LixpContext, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lixpContextGrad", NULL, LixpContextGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -12,6 +12,9 @@ import {
   ATTENTION_GRAD,
   LAYER_NORM,
   LAYER_NORM_GRAD,
+  LIXP_CONTEXT,
+  LIXP_CONTEXT_GRAD,
+  type LixpContextAttrs,
   LLIP_MIX,
   LLIP_MIX_GRAD,
   QUICK_GELU,
@@ -41,6 +44,8 @@ export interface FusedAddon {
   llipMix(heap: Float32Array, ...offsetsSizesTau: number[]): void;
   llipMixGrad(heap: Float32Array, ...offsetsSizesTau: number[]): void;
   rowEntropy(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
+  lixpContext(heap: Float32Array, ...offsetsSizesFlags: number[]): void;
+  lixpContextGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -311,6 +316,63 @@ const rowEntropy: FusedKernel = (args, addon) => {
   );
 };
 
+/** [B, S, D] of a LIxP context call, checked. */
+function lixpSizes(name: string, x: tf.TensorInfo, scale: tf.TensorInfo, stale?: tf.TensorInfo) {
+  const [B, D] = x.shape;
+  const S = stale ? stale.shape[0] : 0;
+  const ok =
+    x.shape.length === 2 &&
+    tf.util.sizeFromShape(scale.shape) === 1 &&
+    (!stale || (stale.shape.length === 2 && stale.shape[1] === D));
+  if (!ok) {
+    const st = stale ? `, stale [${stale.shape}]` : '';
+    throw new Error(
+      `${name}: x [${x.shape}], scale [${scale.shape}]${st} are not [B, D], [], [S, D]`,
+    );
+  }
+  return [B, S, D];
+}
+
+const lixpContext: FusedKernel = (args, addon) => {
+  const { x, scale, stale, fill } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const a = args.attrs as unknown as LixpContextAttrs;
+  const [B, S, D] = lixpSizes(LIXP_CONTEXT, x!, scale!, stale);
+  const ins = S > 0 ? [x!, scale!, stale!, fill!] : [x!, scale!];
+  mustFloat(LIXP_CONTEXT, ins);
+  if (S > 0 && (!fill || tf.util.sizeFromShape(fill.shape) !== 1))
+    throw new Error(`${LIXP_CONTEXT}: stale rows need a one-element fill`);
+  const M = B + S;
+  const shapes = [[B, D], [B, M], [M, D], [M]];
+  return run(args.backend as WasmBackend, ins, shapes, (heap, o) => {
+    const [xo, so, st, fo, ...outs] = S > 0 ? o : [o[0], o[1], -1, -1, ...o.slice(2)];
+    const flags = [+a.maskSelf, +a.separate, a.block];
+    addon.lixpContext(heap, xo, st, so, fo, ...outs, B, S, D, ...flags);
+  });
+};
+
+const lixpContextGrad: FusedKernel = (args, addon) => {
+  const ins = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const { dy, dAttention, x, scale, attention, k, rn, stale } = ins;
+  const needed = [dy, dAttention, x, scale, attention, k, rn] as tf.TensorInfo[];
+  const [B, S, D] = lixpSizes(LIXP_CONTEXT_GRAD, x!, scale!, stale);
+  const order = S > 0 ? [...needed, stale!] : needed;
+  mustFloat(LIXP_CONTEXT_GRAD, order);
+  const M = B + S;
+  const want = [B * D, B * M, B * D, 1, B * M, M * D, M];
+  if (needed.some((t, i) => tf.util.sizeFromShape(t.shape) !== want[i]))
+    throw new Error(
+      `${LIXP_CONTEXT_GRAD}: dy, dAttention, attention, k or rn does not match x [${x!.shape}]`,
+    );
+  return run(args.backend as WasmBackend, order, [x!.shape, scale!.shape], (heap, o) => {
+    const [d, da, xo, , ao, ko, ro] = o;
+    const [dx, ds] = o.slice(-2);
+    addon.lixpContextGrad(heap, d, da, xo, S > 0 ? o[7] : -1, ao, ko, ro, o[3], dx, ds, B, S, D);
+  });
+};
+
+/** LIxP's contextualiser pair, switched apart for before/after measurements. */
+export const LIXP_KERNELS = [LIXP_CONTEXT, LIXP_CONTEXT_GRAD];
+
 /** Llip's mixing and the entropy of its weights, switched apart for before/after measurements. */
 export const LLIP_KERNELS = [LLIP_MIX, LLIP_MIX_GRAD, ROW_ENTROPY];
 
@@ -333,4 +395,6 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [LLIP_MIX]: llipMix,
   [LLIP_MIX_GRAD]: llipMixGrad,
   [ROW_ENTROPY]: rowEntropy,
+  [LIXP_CONTEXT]: lixpContext,
+  [LIXP_CONTEXT_GRAD]: lixpContextGrad,
 };
