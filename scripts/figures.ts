@@ -6,6 +6,7 @@
  *   npm run figures -- 05-dynamics       # only these notebooks (figures of the others are kept)
  *   npm run figures -- --collect-only    # no execution: collect from out/notebooks/ as it is, write the report
  *   npm run figures -- --recompute       # first fill the grids the report reads (see below), then as above
+ *   npm run figures -- --report-only     # only REPORT.md/.html from data/results/ (after a sweep lands)
  *
  * 1. [--recompute] For every grid the report reads whose table in data/results/ is
  *    missing or holds fewer runs than its definition in sweeps/, run
@@ -143,6 +144,15 @@ export async function collect(file: string, outDir: string, bundle: string): Pro
   return found.map((f) => f.name);
 }
 
+/** One line: how many claims got which verdict. */
+function reportLine(results: ReturnType<typeof writeReport>): void {
+  const by = (v: string) => results.filter((r) => r.verdict === v).length;
+  log(
+    `REPORT.md, REPORT.html: ${results.length} claims, ${by('reproduced in direction')} reproduced in direction, ` +
+      `${by('not reproduced')} not reproduced, ${by('inconclusive')} inconclusive, ${by('not measured')} not measured`,
+  );
+}
+
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -150,6 +160,7 @@ async function main(): Promise<number> {
       quick: { type: 'boolean', default: false },
       recompute: { type: 'boolean', default: false },
       'collect-only': { type: 'boolean', default: false },
+      'report-only': { type: 'boolean', default: false },
       out: { type: 'string', default: 'figures' },
     },
   });
@@ -165,6 +176,10 @@ async function main(): Promise<number> {
   const grids = loadGrids();
   let ok = true;
   if (values.recompute) ok = fillGrids(grids) && ok;
+  if (values['report-only']) {
+    reportLine(writeReport({ grids, outDir: '.', backend: (await initBackend()).description }));
+    return ok ? 0 : 1;
+  }
   if (!values['collect-only']) {
     log(
       `executing ${names.length} notebook(s)${values.quick ? ' in quick mode (LAB_QUICK=1)' : ' in full mode'}`,
@@ -188,14 +203,10 @@ async function main(): Promise<number> {
   await closeExporter();
   const backend = (await initBackend()).description;
   const results = writeReport({ grids, outDir: '.', backend });
-  const by = (v: string) => results.filter((r) => r.verdict === v).length;
   log(
     `${count} figures (PNG + SVG) and ${names.length} HTML pages in ${path.relative(ROOT, outDir)}/`,
   );
-  log(
-    `REPORT.md, REPORT.html: ${results.length} claims, ${by('reproduced in direction')} reproduced in direction, ` +
-      `${by('not reproduced')} not reproduced, ${by('inconclusive')} inconclusive, ${by('not measured')} not measured`,
-  );
+  reportLine(results);
   if (!ok) log('some steps failed (see above); the figures and report hold what could be made');
   return ok ? 0 : 1;
 }
