@@ -142,6 +142,43 @@ test('addon rejects offsets outside the heap', (t) => {
   assert.throws(() => addon.copyStrided(heap, 1, 0, 8, 4, -1, 1), RangeError);
   assert.throws(() => addon.copyStrided(heap, 2, 0, 8, 2, 2, 2, 1), RangeError);
   assert.throws(() => addon.copyStrided(heap, 9, 0, 0, ...new Array(27).fill(1)), RangeError);
+  // adamwMulti(heap, table [n, p, g, m, v, p', m', v', wd], count, rest, norms, ...hyper)
+  const hyper = [1e-3, 0.9, 0.95, 1e-8, 0.1, 0.05, 1];
+  const row = (...r: number[]) => new Float64Array(r);
+  assert.throws(
+    () => addon.adamwMulti(heap, row(2, 0, 2, 4, 6, 8, 10, 15, 0), 1, 0, 0, ...hyper),
+    RangeError,
+  );
+  assert.throws(
+    () => addon.adamwMulti(heap, row(2, 0, 2, 4, 6, 8, 10, 12, 0), 1, 0, 14, ...hyper),
+    RangeError,
+  );
+  assert.throws(
+    () => addon.adamwMulti(heap, row(2, 0.5, 2, 4, 6, 8, 10, 12, 0), 1, 0, 0, ...hyper),
+    RangeError,
+  );
+  assert.throws(
+    () => addon.adamwMulti(heap, row(2, 0, 2, 4, 6, 8, 10, 12), 1, 0, 0, ...hyper),
+    RangeError,
+  );
+  assert.throws(
+    () => addon.adamwMulti(heap, row(4, 14, 0, 0, 0, 0, 0, 0, 0), 0, 1, 0, ...hyper),
+    RangeError,
+  );
+  // lixpContext(heap, x, stale, scale, fill, out, attn, k, rn, B, S, D, maskSelf, separate, block)
+  assert.throws(
+    () => addon.lixpContext(heap, 0, -1, 4, -1, 5, 9, 13, 0, 2, 0, 2, 1, 0, 0),
+    RangeError,
+  );
+  assert.throws(
+    () => addon.lixpContext(heap, 0, 12, 4, 15, 5, 0, 0, 0, 2, 3, 2, 1, 0, 0),
+    RangeError,
+  );
+  // lixpContextGrad(heap, dOut, dAttn, x, stale, attn, k, rn, scale, dx, dScale, B, S, D)
+  assert.throws(
+    () => addon.lixpContextGrad(heap, 0, 4, 8, -1, 12, 0, 0, 0, 14, 0, 2, 0, 2),
+    RangeError,
+  );
   assert.match(addon.version(), /OpenBLAS/);
 });
 
