@@ -12,11 +12,11 @@ import type { Batch } from '../data/types';
 import { IMAGE_SIZE } from '../data/types';
 import { evaluateSuite } from '../eval/evaluate';
 import { covarianceSpectrum, effectiveRank, spectrumFeatures } from '../eval/spectrum';
-import { batchLoss, createModel, type Model } from '../objectives/model';
+import { batchLoss, type Model } from '../objectives/model';
 import { Rng } from '../rng';
 import { DivergenceError, type StepRecord, trainLoop } from '../train/loop';
 import { createAdamState, disposeAdamState } from '../train/optim';
-import { type LabData, resolveModelConfig, zeroShotSummary } from './experiment';
+import { type LabData, modelFor, zeroShotSummary } from './experiment';
 
 export interface DynamicsOptions {
   data: LabData;
@@ -74,12 +74,7 @@ function evaluateDynamics(model: Model, o: DynamicsOptions, val: Batch, spectrum
  */
 export function trainWithDynamics(cfg: ExperimentConfig, o: DynamicsOptions): DynamicsRun {
   const { world } = o.data;
-  const model = createModel(
-    resolveModelConfig(cfg, world),
-    cfg.objective,
-    world.tokenizer.END,
-    cfg.seed,
-  );
+  const model = modelFor(cfg, world);
   const adam = createAdamState(model.params);
   const dataRng = new Rng(cfg.seed).fork(1);
   const val = world.sampleBatch(new Rng(cfg.seed + 5), o.valBatch ?? cfg.batchSize, 'val');

@@ -76,6 +76,11 @@ export function resolveModelConfig(cfg: ExperimentConfig, world: World): ModelCo
   };
 }
 
+/** A fresh model of a run's config in its world (init from the run's seed). */
+export function modelFor(cfg: ExperimentConfig, world: World): Model {
+  return createModel(resolveModelConfig(cfg, world), cfg.objective, world.tokenizer.END, cfg.seed);
+}
+
 /** Mean zero-shot accuracy over the suite, plus one `zs:<task>` entry per task. */
 export function zeroShotSummary(model: Model, data: LabData): Record<string, number> {
   const out: Record<string, number> = {};
@@ -213,12 +218,7 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
   const ck = resumePoint(cfg, o, ckDir);
   const data = o.data ?? labData(cfg);
   const { world } = data;
-  const model = createModel(
-    resolveModelConfig(cfg, world),
-    cfg.objective,
-    world.tokenizer.END,
-    cfg.seed,
-  );
+  const model = modelFor(cfg, world);
   const adam = createAdamState(model.params);
   const dataRng = new Rng(cfg.seed).fork(1);
   try {

@@ -14,11 +14,11 @@ import {
   suiteAverage,
   summariseFewShot,
 } from '../eval/fewshot-suite';
-import { createModel, disposeModel, type Model } from '../objectives/model';
+import { disposeModel, type Model } from '../objectives/model';
 import { labPath, writeAtomic } from '../paths';
 import { createAdamState, disposeAdamState } from '../train/optim';
 import { loadLatestCheckpoint, restoreCheckpoint } from './checkpoint';
-import { type LabData, labData, resolveModelConfig, runEffectiveRank } from './experiment';
+import { type LabData, labData, modelFor, runEffectiveRank } from './experiment';
 
 export interface LoadedRun {
   config: ExperimentConfig;
@@ -35,12 +35,7 @@ export function loadRun(dir: string, evalOverrides: DeepPartial<ExperimentConfig
   if (!ck) throw new Error(`${root}: no usable checkpoint`);
   const config = makeConfig(saved, evalOverrides);
   const data = labData(config);
-  const model = createModel(
-    resolveModelConfig(config, data.world),
-    config.objective,
-    data.world.tokenizer.END,
-    config.seed,
-  );
+  const model = modelFor(config, data.world);
   const adam = createAdamState(model.params);
   restoreCheckpoint(ck, model.params, adam, model.state);
   disposeAdamState(adam);
