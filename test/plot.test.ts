@@ -9,7 +9,9 @@ import {
   closeExporter,
   colorFor,
   lineFigure,
+  logAxis,
   METHOD_COLORS,
+  niceTicks,
   type Series,
   savePng,
 } from '../lib/plot/plot';
@@ -154,4 +156,17 @@ describe('tables', () => {
     assert.match(logged[0], /^Results\nmethod {3}acc {2}steps/);
     assert.match(logged[0], /siglip {2}0\.71 {3}1000/);
   });
+});
+
+test('log axes: every tick labelled with its value, at most ~8 of them, never none', () => {
+  // narrow ranges get round values inside the data's range
+  const ticks = niceTicks(10.0002, 10.0093);
+  assert.deepEqual(ticks, [10.002, 10.004, 10.006, 10.008]);
+  const narrow = logAxis('t', [10.0002, 10.0093]) as { tickvals: number[]; ticktext: string[] };
+  assert.deepEqual(narrow.ticktext, ['10.002', '10.004', '10.006', '10.008']);
+  // 0.3–2 decades: ×2 steps with full labels; wide ranges: whole decades, ≤ 8 ticks
+  assert.equal((logAxis('loss', [4, 70]) as { dtick: number }).dtick, Math.log10(2));
+  const wide = logAxis('t', [1e-47, 1e17]) as { dtick: number };
+  assert.ok(Number.isInteger(wide.dtick) && 64 / wide.dtick <= 8, `dtick ${wide.dtick}`);
+  assert.deepEqual(niceTicks(3, 3), [3]);
 });

@@ -9,6 +9,7 @@ import {
   FALLBACK_PALETTE,
   type Figure,
   lineFigure,
+  logAxis,
   type Series,
   type Titles,
 } from './plot';
@@ -79,13 +80,23 @@ export function dropdownFigure(groups: SeriesGroup[], titles: Titles & { logY?: 
   const fig = lineFigure({ ...titles, series: groups.flatMap((g) => g.series) });
   const owner = groups.flatMap((g, i) => g.series.map(() => i));
   fig.data = fig.data.map((t, j) => ({ ...t, visible: owner[j] === 0 }));
+  // a log axis fitted to each group's values (one group's range can be far narrower than all)
+  const yaxis = (g: SeriesGroup) =>
+    logAxis(
+      titles.yTitle,
+      g.series.flatMap((s) => s.y),
+    );
   const buttons = groups.map((g, i) => ({
     label: g.label,
     method: 'update',
-    args: [{ visible: owner.map((o) => o === i) }],
+    args: [{ visible: owner.map((o) => o === i) }, titles.logY ? { yaxis: yaxis(g) } : {}],
   }));
   const menu = { buttons, x: 1, xanchor: 'right', y: 1.12, yanchor: 'bottom', showactive: true };
-  fig.layout = { ...fig.layout, updatemenus: [menu] };
+  fig.layout = {
+    ...fig.layout,
+    updatemenus: [menu],
+    ...(titles.logY && groups.length ? { yaxis: yaxis(groups[0]) } : {}),
+  };
   return fig;
 }
 

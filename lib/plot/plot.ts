@@ -77,22 +77,34 @@ export function baseLayout(t: Titles): Record<string, unknown> {
   return { title, ...axes, font: FONT, ...page, margin, legend, showlegend: true };
 }
 
+/** About `n` evenly spaced round values (steps of 1, 2 or 5 × 10^k) covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, n = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / n;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 5, 10].find((m) => m * p >= raw) ?? 10) * p;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
 /**
- * A log-scale axis whose every tick is labelled with its full value: ticks at
- * powers of 10 over wide ranges, at ×2 steps over narrow ones (plotly's default
- * labels a narrow log range with bare digits, "2 … 8", which read as wrong values).
+ * A log-scale axis over `values` whose ticks are labelled with their full values.
+ * Over more than two decades: a tick every n decades (at most ~8 ticks); over
+ * 0.3–2 decades: ×2 steps (plotly labels such a range with bare digits, "2 … 8",
+ * which read as wrong values); narrower: round values in the data's range
+ * (plotly would put no tick at all between 10.0 and 10.5).
  */
 export function logAxis(title: string, values: number[]): Record<string, unknown> {
   const pos = values.filter((v) => v > 0 && Number.isFinite(v));
-  const decades = pos.length ? Math.log10(Math.max(...pos) / Math.min(...pos)) : 0;
-  const dtick = decades > 2 ? 1 : Math.log10(2); // in log10 units
-  return {
-    ...axis(title),
-    type: 'log',
-    dtick,
-    exponentformat: 'power',
-    tickformat: decades > 2 ? '' : '~g',
-  };
+  const [lo, hi] = pos.length ? [Math.min(...pos), Math.max(...pos)] : [1, 1];
+  const decades = Math.log10(hi / lo);
+  const base = { ...axis(title), type: 'log', exponentformat: 'power' };
+  if (decades > 2) return { ...base, dtick: Math.ceil(decades / 8) }; // in decades
+  if (decades > Math.log10(2)) return { ...base, dtick: Math.log10(2), tickformat: '~g' };
+  const tickvals = niceTicks(lo, hi);
+  return { ...base, tickvals, ticktext: tickvals.map((v) => String(v)) };
 }
 
 /** Line plot of training curves, sweeps, spectra. Short series get markers so points show. */
