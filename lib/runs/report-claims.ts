@@ -40,6 +40,7 @@ const cell = (v: unknown) =>
 export const GRID_GROUPS: Record<string, (row: Row) => string> = {
   'lixp-scale': (r) => `${r['objective.name']}@${r.steps}`,
   'lixp-ablations': (r) => ablationLabel(r.objective),
+  'lixp-post': (r) => `SigLIP + ${r['objective.name'] === 'lixp' ? 'LIxP' : 'SigLIP'}`,
   'llip-ladder': (r) => rungLabel(r.objective),
   'llip-k': (r) => `K=${r['objective.mixtureTokens']}`,
   'llip-tau': (r) => `tau=${r['objective.tau']}`,
@@ -137,6 +138,18 @@ const LIXP_CLAIMS: Claim[] = [
     group: 'coupling temperatures hurts',
   })),
   vsLixp('learnTauCtx=false', 'freezing τctx hurts'),
+  {
+    id: 'lixp.post-training',
+    paper: 'LIxP',
+    claim: 'post-training a SigLIP model with LIxP beats continuing SigLIP for as long (300 steps)',
+    paperSays:
+      'a short LIxP post-training phase (0.5B–1B examples) gives large few-shot gains (blog, Figure 4)',
+    grid: 'lixp-post',
+    metric: TRAINING_FREE_16,
+    a: 'SigLIP + LIxP',
+    b: 'SigLIP + SigLIP',
+    expect: 'greater',
+  },
   {
     id: 'lixp.stopgrad-values-vs-keys',
     paper: 'LIxP',
