@@ -102,21 +102,37 @@ export function trainingFreeMean(rows: FewShotRow[], k: number): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
 }
 
-/** Zero-shot and the training-free 16-shot mean of each ablation row, beside the slides'. */
+/**
+ * Zero-shot and the training-free 16-shot mean of each ablation row beside the
+ * slides', in the slides' order, with each row's 16-shot change from the paper's
+ * method (LIxP) in the lab and in the slides, and whether the two point the same
+ * way (means only; the report's rule adds the CIs).
+ */
 export function ablationRows(grid = 'lixp-ablations'): Record<string, string>[] | null {
   const curves = fewShotCurves(grid, ['objective'], [16]);
   if (!curves) return null;
   const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '');
-  return [...curves.entries()].map(([objective, rows]) => {
-    const label = ablationLabel(objective);
+  const signed = (x: number) => (Number.isFinite(x) ? `${x > 0 ? '+' : ''}${x.toFixed(1)}` : '');
+  const byLabel = new Map([...curves.entries()].map(([o, rows]) => [ablationLabel(o), rows]));
+  const lixpLab = 100 * trainingFreeMean(byLabel.get('lixp') ?? [], 16);
+  const order = Object.keys(LIXP_SLIDES);
+  const labels = [...byLabel.keys()].sort((x, y) => order.indexOf(x) - order.indexOf(y));
+  return labels.map((label) => {
+    const rows = byLabel.get(label)!;
     const zs = rows.find((r) => r.method === 'zero-shot');
     const paper = LIXP_SLIDES[label];
+    const shot16 = 100 * trainingFreeMean(rows, 16);
+    const [dLab, dPaper] = [shot16 - lixpLab, paper ? paper.shot16 - LIXP_SLIDES.lixp.shot16 : NaN];
+    const compared = label !== 'lixp' && Number.isFinite(dLab) && Number.isFinite(dPaper);
     return {
       row: label,
       'zero-shot (lab)': zs ? `${pct(zs.mean)} ± ${pct(zs.ci95)}` : '',
-      '16-shot (lab)': pct(trainingFreeMean(rows, 16)),
+      '16-shot (lab)': shot16.toFixed(1),
       'zero-shot (slides)': paper ? paper.zeroShot.toFixed(1) : '',
       '16-shot (slides)': paper ? paper.shot16.toFixed(1) : '',
+      'Δ16 vs LIxP (lab)': label === 'lixp' ? '' : signed(dLab),
+      'Δ16 vs LIxP (slides)': label === 'lixp' ? '' : signed(dPaper),
+      'same sign': compared ? (Math.sign(dLab) === Math.sign(dPaper) ? 'yes' : 'no') : '',
     };
   });
 }
