@@ -112,7 +112,9 @@ export function ablationRows(grid = 'lixp-ablations'): Record<string, string>[] 
   const curves = fewShotCurves(grid, ['objective'], [16]);
   if (!curves) return null;
   const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '');
-  const signed = (x: number) => (Number.isFinite(x) ? `${x > 0 ? '+' : ''}${x.toFixed(1)}` : '');
+  const tenth = (x: number) => Math.round(x * 10) / 10 || 0; // shown to 0.1 point; −0.0 is 0
+  const signed = (x: number) =>
+    Number.isFinite(x) ? `${tenth(x) > 0 ? '+' : ''}${tenth(x).toFixed(1)}` : '';
   const byLabel = new Map([...curves.entries()].map(([o, rows]) => [ablationLabel(o), rows]));
   const lixpLab = 100 * trainingFreeMean(byLabel.get('lixp') ?? [], 16);
   const order = Object.keys(LIXP_SLIDES);
@@ -132,7 +134,11 @@ export function ablationRows(grid = 'lixp-ablations'): Record<string, string>[] 
       '16-shot (slides)': paper ? paper.shot16.toFixed(1) : '',
       'Δ16 vs LIxP (lab)': label === 'lixp' ? '' : signed(dLab),
       'Δ16 vs LIxP (slides)': label === 'lixp' ? '' : signed(dPaper),
-      'same sign': compared ? (Math.sign(dLab) === Math.sign(dPaper) ? 'yes' : 'no') : '',
+      'same sign': compared
+        ? Math.sign(tenth(dLab)) === Math.sign(tenth(dPaper))
+          ? 'yes'
+          : 'no'
+        : '',
     };
   });
 }
