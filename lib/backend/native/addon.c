@@ -174,17 +174,21 @@ static int get_rows_args(napi_env env, napi_callback_info info, Heap *heap, int6
   return check_spans(env, heap, offs, spans, 2, what);
 }
 
+/* `bytes` of heap memory (zeroed when asked), or NULL after throwing "out of memory" to JS. */
+static void *alloc_or_throw(napi_env env, size_t bytes, int zeroed) {
+  void *p = zeroed ? calloc(bytes, 1) : malloc(bytes);
+  if (p == NULL) napi_throw_error(env, NULL, "lab-blas: out of memory");
+  return p;
+}
+
 /* sumRows(heap, xOff, rows, cols, outOff): out[j] = sum_i x[i, j] (out spans cols floats; rowops.h). */
 static napi_value SumRows(napi_env env, napi_callback_info info) {
   Heap h;
   int64_t v[4];
   if (!get_rows_args(env, info, &h, v, OUT_COLS, "sumRows")) return NULL;
   if (v[2] == 0) return NULL;
-  double *acc = calloc((size_t)v[2], sizeof(double));
-  if (acc == NULL) {
-    napi_throw_error(env, NULL, "lab-blas: out of memory");
-    return NULL;
-  }
+  double *acc = alloc_or_throw(env, (size_t)v[2] * sizeof(double), 1);
+  if (acc == NULL) return NULL;
   lab_sum_rows(h.data + v[0], h.data + v[3], v[1], v[2], acc);
   free(acc);
   return NULL;
@@ -343,11 +347,8 @@ static napi_value AdamWMulti(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "lab-blas: adamwMulti table is not (count + rest) rows of 9");
     return NULL;
   }
-  AdamWSlot *slots = malloc((size_t)(count + rest + 1) * sizeof(AdamWSlot));
-  if (slots == NULL) {
-    napi_throw_error(env, NULL, "lab-blas: out of memory");
-    return NULL;
-  }
+  AdamWSlot *slots = alloc_or_throw(env, (size_t)(count + rest + 1) * sizeof(AdamWSlot), 0);
+  if (slots == NULL) return NULL;
   int64_t norms_span = 3;
   int ok = check_spans(env, &heap, &v[2], &norms_span, 1, "adamwMulti");
   for (int64_t i = 0; ok && i < count + rest; i++) {
@@ -424,11 +425,8 @@ static napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   int64_t rows = v[7], cols = v[8], n = rows * cols;
   int64_t offs[7] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6]}, spans[7] = {n, n, rows, cols, n, cols, cols};
   if (rows < 0 || cols < 0 || !check_spans(env, &h, offs, spans, 7, "layerNormGrad")) return NULL;
-  double *acc = malloc((size_t)(2 * cols + 1) * sizeof(double));
-  if (acc == NULL) {
-    napi_throw_error(env, NULL, "lab-blas: out of memory");
-    return NULL;
-  }
+  double *acc = alloc_or_throw(env, (size_t)(2 * cols + 1) * sizeof(double), 0);
+  if (acc == NULL) return NULL;
   float *d = h.data;
   lab_layer_norm_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], d + v[6], rows, cols, acc);
   free(acc);
@@ -464,11 +462,8 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
   int64_t spans[4] = {rows * 3 * D, v[1] < 0 ? 0 : a.T * a.T, rows * D, a.B * a.H * a.T * a.T};
   if (!check_spans(env, &h, offs, spans, 4, "attention")) return NULL;
   if (rows == 0 || D == 0) return NULL;
-  float *scratch = malloc((size_t)attn_scratch(&a) * sizeof(float));
-  if (scratch == NULL) {
-    napi_throw_error(env, NULL, "lab-blas: out of memory");
-    return NULL;
-  }
+  float *scratch = alloc_or_throw(env, (size_t)attn_scratch(&a) * sizeof(float), 0);
+  if (scratch == NULL) return NULL;
   float *d = h.data;
   lab_attention(d + v[0], v[1] < 0 ? NULL : d + v[1], d + v[2], d + v[3], &a, scratch);
   free(scratch);
@@ -490,11 +485,8 @@ static napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   int64_t spans[4] = {rows * D, rows * 3 * D, a.B * a.H * a.T * a.T, rows * 3 * D};
   if (!check_spans(env, &h, v, spans, 4, "attentionGrad")) return NULL;
   if (rows == 0 || D == 0) return NULL;
-  float *scratch = malloc((size_t)attn_scratch(&a) * sizeof(float));
-  if (scratch == NULL) {
-    napi_throw_error(env, NULL, "lab-blas: out of memory");
-    return NULL;
-  }
+  float *scratch = alloc_or_throw(env, (size_t)attn_scratch(&a) * sizeof(float), 0);
+  if (scratch == NULL) return NULL;
   float *d = h.data;
   lab_attention_grad(d + v[0], d + v[1], d + v[2], d + v[3], &a, scratch);
   free(scratch);
@@ -529,11 +521,8 @@ static napi_value LlipMixFwd(napi_env env, napi_callback_info info) {
   int64_t spans[5] = {a.T * a.B * E, a.T * a.B * E, a.Bt * E, a.B * a.Bt * E, a.M * a.Bt * a.B * a.T};
   if (!check_spans(env, &h, v, spans, 5, "llipMix")) return NULL;
   if (a.T == 0 || a.B == 0 || a.Bt == 0 || E == 0) return NULL;
-  float *scratch = malloc((size_t)llip_scratch(&a) * sizeof(float));
-  if (scratch == NULL) {
-    napi_throw_error(env, NULL, "lab-blas: out of memory");
-    return NULL;
-  }
+  float *scratch = alloc_or_throw(env, (size_t)llip_scratch(&a) * sizeof(float), 0);
+  if (scratch == NULL) return NULL;
   float *d = h.data;
   lab_llip_mix(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], &a, scratch);
   free(scratch);
@@ -561,11 +550,8 @@ static napi_value LlipMixGrad(napi_env env, napi_callback_info info) {
     memset(d + v[7], 0, (size_t)(a.Bt * E) * sizeof(float));
     return NULL;
   }
-  float *scratch = malloc((size_t)llip_scratch(&a) * sizeof(float));
-  if (scratch == NULL) {
-    napi_throw_error(env, NULL, "lab-blas: out of memory");
-    return NULL;
-  }
+  float *scratch = alloc_or_throw(env, (size_t)llip_scratch(&a) * sizeof(float), 0);
+  if (scratch == NULL) return NULL;
   lab_llip_mix_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], d + v[6], d + v[7], &a, scratch);
   free(scratch);
   return NULL;
@@ -595,11 +581,8 @@ static int get_lixp(napi_env env, const int64_t *v, Lixp *a, const char *what) {
 /* Runs f(scratch) with lixp_scratch(a) floats of scratch and the signal guard of the matmuls. */
 #define WITH_LIXP_SCRATCH(env, a, call)                             \
   do {                                                              \
-    float *scratch = malloc((size_t)lixp_scratch(a) * sizeof(float)); \
-    if (scratch == NULL) {                                          \
-      napi_throw_error((env), NULL, "lab-blas: out of memory");     \
-      return NULL;                                                  \
-    }                                                               \
+    float *scratch = alloc_or_throw((env), (size_t)lixp_scratch(a) * sizeof(float), 0); \
+    if (scratch == NULL) return NULL;                               \
     SignalGuard guard = hold_signals();                             \
     call;                                                           \
     release_signals(&guard);                                        \
