@@ -74,6 +74,18 @@ export const ATTENTION = 'LabAttention';
 export const ATTENTION_GRAD = 'LabAttentionGrad';
 
 /**
+ * A dense layer y = x·w + b (lib/model/layers.ts `dense` has the op-by-op
+ * version: MatMul, then Add). Inputs: x [N, Din], w [Din, Dout], b [Dout]
+ * (optional). Outputs: y [N, Dout].
+ */
+export const LAB_DENSE = 'LabDense';
+/**
+ * Its gradient: dx = dy·wᵀ, dw = xᵀ·dy, db = Σ_rows dy. Inputs: dy [N, Dout],
+ * x, w. Attrs: bias (false: no db). Outputs: dx [N, Din], dw [Din, Dout], db [Dout] (with bias).
+ */
+export const LAB_DENSE_GRAD = 'LabDenseGrad';
+
+/**
  * Llip's pairwise mixing (lib/objectives/llip-mix.ts `mixText` has the op-by-op
  * version): Φ_j = softmax_k(⟨Q_j^m / τ, K_i^{mk}⟩), o_ij^m = Σ_k Φ_jk V_i^{mk}.
  * Inputs: keys, values [T, B, E] (per-token projections), q [Bt, E] (before 1/τ).

@@ -8,7 +8,8 @@
  * directly on the wasm heap, so no tensor is copied to or from it. Gradients
  * run through the same kernels. The stock kernels are kept and used for every
  * case we do not handle. KernelOptions (or LAB_GEMM, LAB_NATIVE_ROWOPS=0,
- * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0, LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0) switch sets off for before/after
+ * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0, LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0,
+ * LAB_NATIVE_DENSE=0) switch sets off for before/after
  * measurements; the matmuls stay native.
  */
 import * as fs from 'node:fs';
@@ -18,6 +19,7 @@ import { COPY_KERNELS, type CopyAddon } from './native/copyops';
 import {
   ADAMW_MULTI_KERNELS,
   ATTENTION_KERNELS,
+  DENSE_KERNELS,
   FUSED_KERNELS,
   type FusedAddon,
   LIXP_KERNELS,
@@ -268,7 +270,7 @@ let rowOps = true;
  * one by one). Defaults come from the environment, read once per
  * registration and never written: LAB_GEMM=dnnl|openblas, LAB_NATIVE_ROWOPS=0,
  * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0,
- * LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0. (Writing process.env at run time is
+ * LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0, LAB_NATIVE_DENSE=0. (Writing process.env at run time is
  * setenv, unsafe while native threads may read the environment.)
  */
 export interface KernelOptions {
@@ -280,6 +282,7 @@ export interface KernelOptions {
   llip?: boolean; // Llip's fused mixing and row entropy (fused.ts; off when `fused` is)
   multiAdamW?: boolean; // all parameters' AdamW in one call (fused.ts; off: one call per parameter)
   lixp?: boolean; // LIxP's fused contextualiser (fused.ts; off when `fused` is)
+  dense?: boolean; // dense layers x·w + b, one kernel each way (fused.ts; off when `fused` is)
 }
 
 function withDefaults(o: KernelOptions): Required<KernelOptions> {
@@ -297,6 +300,7 @@ function withDefaults(o: KernelOptions): Required<KernelOptions> {
     llip: o.llip ?? env.LAB_NATIVE_LLIP !== '0',
     multiAdamW: o.multiAdamW ?? env.LAB_NATIVE_MULTI_ADAMW !== '0',
     lixp: o.lixp ?? env.LAB_NATIVE_LIXP !== '0',
+    dense: o.dense ?? env.LAB_NATIVE_DENSE !== '0',
   };
 }
 
@@ -332,6 +336,7 @@ function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
     ...(o.llip && typeof addon.llipMixGrad === 'function' ? [] : LLIP_KERNELS),
     ...(o.multiAdamW && typeof addon.adamwMulti === 'function' ? [] : ADAMW_MULTI_KERNELS),
     ...(o.lixp && typeof addon.lixpContextGrad === 'function' ? [] : LIXP_KERNELS),
+    ...(o.dense && typeof addon.denseGrad === 'function' ? [] : DENSE_KERNELS),
   ];
   return on ? Object.keys(FUSED_KERNELS).filter((name) => !off.includes(name)) : [];
 }

@@ -6,7 +6,8 @@
  * a header: matmul.h (sgemm through oneDNN or OpenBLAS), rowops.h (sums,
  * sigmoid, softmax), copyops.h (strided copies), fusedops.h (AdamW, quick
  * GELU, layer norm), attention.h (multi-head self-attention), llipops.h
- * (Llip's pairwise mixing, row entropy), lixpops.h (LIxP's contextualiser).
+ * (Llip's pairwise mixing, row entropy), lixpops.h (LIxP's contextualiser),
+ * denseops.h (a dense layer x·w + b, both ways).
  *
  * Why on the heap: we keep the wasm backend for everything else and compute
  * directly on its memory, so no tensor is ever copied. The JS side passes the
@@ -33,8 +34,9 @@
 #include "attention.h" /* uses lab_softmax_rows of rowops.h */
 #include "llipops.h"   /* uses attention.h and rowops.h */
 #include "lixpops.h"   /* uses rowops.h, fusedops.h and matmul.h */
+#include "denseops.h"  /* uses matmul.h and rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 11"
+#define LAB_BLAS_VERSION "lab-blas 12"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -635,6 +637,52 @@ static napi_value LixpContextGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Reads dense sizes N, Din, Dout (v[0..2]); throws naming `what` unless each is in [0, INT32_MAX]. */
+static int dense_sizes_ok(napi_env env, const int64_t *v, const char *what) {
+  for (int i = 0; i < 3; i++) {
+    if (v[i] < 0 || v[i] > INT32_MAX) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "lab-blas: bad %s sizes", what);
+      napi_throw_range_error(env, NULL, msg);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* dense(heap, x, w, b (< 0: none), y, N, Din, Dout): y = x·w + b (denseops.h) */
+static napi_value Dense(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[7];
+  if (!get_heap_ints(env, info, 7, &h, v) || !dense_sizes_ok(env, v + 4, "dense")) return NULL;
+  int64_t n = v[4], din = v[5], dout = v[6];
+  int64_t offs[4] = {v[0], v[1], v[2] < 0 ? 0 : v[2], v[3]};
+  int64_t spans[4] = {n * din, din * dout, v[2] < 0 ? 0 : dout, n * dout};
+  if (!check_spans(env, &h, offs, spans, 4, "dense")) return NULL;
+  SignalGuard guard = hold_signals();
+  lab_dense(h.data, v[0], v[1], v[2], v[3], n, din, dout);
+  release_signals(&guard);
+  return NULL;
+}
+
+/* denseGrad(heap, dy, x, w, dx, dw, db (< 0: none), N, Din, Dout) (denseops.h) */
+static napi_value DenseGrad(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[9];
+  if (!get_heap_ints(env, info, 9, &h, v) || !dense_sizes_ok(env, v + 6, "denseGrad")) return NULL;
+  int64_t n = v[6], din = v[7], dout = v[8];
+  int64_t offs[6] = {v[0], v[1], v[2], v[3], v[4], v[5] < 0 ? 0 : v[5]};
+  int64_t spans[6] = {n * dout, n * din, din * dout, n * din, din * dout, v[5] < 0 ? 0 : dout};
+  if (!check_spans(env, &h, offs, spans, 6, "denseGrad")) return NULL;
+  double *acc = v[5] < 0 ? NULL : alloc_or_throw(env, (size_t)(dout + 1) * sizeof(double), 1);
+  if (v[5] >= 0 && acc == NULL) return NULL;
+  SignalGuard guard = hold_signals();
+  lab_dense_grad(h.data, v[0], v[1], v[2], v[3], v[4], v[5], n, din, dout, acc);
+  release_signals(&guard);
+  free(acc);
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -721,6 +769,8 @@ NAPI_MODULE_INIT() {
       {"rowEntropy", NULL, RowEntropy, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lixpContext", NULL, LixpContext, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lixpContextGrad", NULL, LixpContextGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dense", NULL, Dense, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"denseGrad", NULL, DenseGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},

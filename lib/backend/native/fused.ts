@@ -1,6 +1,7 @@
 /**
  * The lab's own fused kernels (lib/backend/kernels.ts) for the wasm backend,
- * computed by the addon (fusedops.h) on the wasm heap.
+ * computed by the addon (fusedops.h, attention.h, llipops.h, lixpops.h,
+ * denseops.h) on the wasm heap.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -10,6 +11,8 @@ import {
   type AdamWMultiAttrs,
   ATTENTION,
   ATTENTION_GRAD,
+  LAB_DENSE,
+  LAB_DENSE_GRAD,
   LAYER_NORM,
   LAYER_NORM_GRAD,
   LIXP_CONTEXT,
@@ -46,6 +49,8 @@ export interface FusedAddon {
   rowEntropy(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
   lixpContext(heap: Float32Array, ...offsetsSizesFlags: number[]): void;
   lixpContextGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
+  dense(heap: Float32Array, ...offsetsSizes: number[]): void;
+  denseGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -370,6 +375,43 @@ const lixpContextGrad: FusedKernel = (args, addon) => {
   });
 };
 
+/** [N, Din, Dout] of a dense call on x [N, Din], w [Din, Dout], checked. */
+function denseSizes(name: string, x: tf.TensorInfo, w: tf.TensorInfo): number[] {
+  if (x.shape.length !== 2 || w.shape.length !== 2 || x.shape[1] !== w.shape[0])
+    throw new Error(`${name}: x [${x.shape}], w [${w.shape}] are not [N, Din], [Din, Dout]`);
+  return [x.shape[0], x.shape[1], w.shape[1]];
+}
+
+const dense: FusedKernel = (args, addon) => {
+  const { x, w, b } = args.inputs as { x: tf.TensorInfo; w: tf.TensorInfo; b?: tf.TensorInfo };
+  const ins = b ? [x, w, b] : [x, w];
+  mustFloat(LAB_DENSE, ins);
+  const [N, Din, Dout] = denseSizes(LAB_DENSE, x, w);
+  if (b && tf.util.sizeFromShape(b.shape) !== Dout)
+    throw new Error(`${LAB_DENSE}: b [${b.shape}] does not match ${Dout} columns`);
+  return run(args.backend as WasmBackend, ins, [[N, Dout]], (heap, o) => {
+    const [xo, wo, bo, yo] = b ? o : [o[0], o[1], -1, o[2]];
+    addon.dense(heap, xo, wo, bo, yo, N, Din, Dout);
+  });
+};
+
+const denseGrad: FusedKernel = (args, addon) => {
+  const { dy, x, w } = args.inputs as Record<'dy' | 'x' | 'w', tf.TensorInfo>;
+  const { bias } = args.attrs as { bias: boolean };
+  mustFloat(LAB_DENSE_GRAD, [dy, x, w]);
+  const [N, Din, Dout] = denseSizes(LAB_DENSE_GRAD, x, w);
+  if (tf.util.sizeFromShape(dy.shape) !== N * Dout)
+    throw new Error(`${LAB_DENSE_GRAD}: dy [${dy.shape}] is not [${N}, ${Dout}]`);
+  const shapes = [x.shape, w.shape, ...(bias ? [[Dout]] : [])];
+  return run(args.backend as WasmBackend, [dy, x, w], shapes, (heap, o) => {
+    const [d, xo, wo, dx, dw, db] = bias ? o : [...o, -1];
+    addon.denseGrad(heap, d, xo, wo, dx, dw, db, N, Din, Dout);
+  });
+};
+
+/** The dense pair, switched apart for before/after measurements. */
+export const DENSE_KERNELS = [LAB_DENSE, LAB_DENSE_GRAD];
+
 /** LIxP's contextualiser pair, switched apart for before/after measurements. */
 export const LIXP_KERNELS = [LIXP_CONTEXT, LIXP_CONTEXT_GRAD];
 
@@ -397,4 +439,6 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [ROW_ENTROPY]: rowEntropy,
   [LIXP_CONTEXT]: lixpContext,
   [LIXP_CONTEXT_GRAD]: lixpContextGrad,
+  [LAB_DENSE]: dense,
+  [LAB_DENSE_GRAD]: denseGrad,
 };
