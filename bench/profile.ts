@@ -105,8 +105,16 @@ export const KERNEL_SETS: KernelSet[] = [
     native: true,
   },
   {
-    name: 'native kernels, op-by-op attention and Llip mixing',
-    options: { gemm: 'dnnl', rowOps: true, copy: true, fused: true, attention: false, llip: false },
+    name: 'native kernels, op-by-op attention, Llip mixing and dense layers',
+    options: {
+      gemm: 'dnnl',
+      rowOps: true,
+      copy: true,
+      fused: true,
+      attention: false,
+      llip: false,
+      dense: false,
+    },
     native: true,
   },
   {
