@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { hasKernel, LAB_DENSE, LAB_DENSE_GRAD, runFused } from '../backend/kernels';
-import { layerNorm, multiHeadAttention, quickGelu } from './ops';
+import { layerNorm, multiHeadAttention, quickGelu, type Saved, saveForGrad } from './ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 type CustomGradFn = Parameters<typeof tf.customGrad>[0];
@@ -14,13 +14,15 @@ type DenseFn = (...xwb: tf.Tensor[]) => tf.Tensor2D;
 /** y = x·w (+ b) as one LAB_DENSE kernel each way; `bias` says whether b is passed. */
 function fusedDense(bias: boolean): DenseFn {
   const f = (...args: unknown[]) => {
-    const save = args.pop() as (ts: tf.Tensor[]) => void;
+    const save = args.pop() as Saved;
     const [x, w, b] = args as tf.Tensor[];
-    save([x, w]);
+    const restore = saveForGrad(save, [x, w]);
     return {
       value: runFused(LAB_DENSE, bias ? { x, w, b } : { x, w })[0], // [N, Dout]
-      gradFunc: (dy: tf.Tensor, [xs, ws]: tf.Tensor[]) =>
-        runFused(LAB_DENSE_GRAD, { dy, x: xs, w: ws }, { bias }), // dx [N, Din], dw, db
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = restore(saved);
+        return runFused(LAB_DENSE_GRAD, { dy, x: xs, w: ws }, { bias }); // dx [N, Din], dw, db
+      },
     };
   };
   return tf.customGrad(f as unknown as CustomGradFn) as unknown as DenseFn;

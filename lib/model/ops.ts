@@ -21,11 +21,27 @@ import {
   runFused,
 } from '../backend/kernels';
 
-type Saved = (tensors: tf.Tensor[]) => void;
+export type Saved = (tensors: tf.Tensor[]) => void;
 type GradOp = (...args: never[]) => {
   value: tf.Tensor;
   gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 };
+
+/**
+ * Saves what a custom gradient reads, but a variable (a parameter): `save` clones
+ * each tensor it keeps (one Identity kernel call each), while a variable outlives
+ * the tape and can be read as it is (nothing assigns a parameter between a step's
+ * forward and backward pass). Returns what gives the tensors back, in the
+ * order of `ts`, from the `saved` list `gradFunc` receives.
+ */
+export function saveForGrad(save: Saved, ts: tf.Tensor[]): (saved: tf.Tensor[]) => tf.Tensor[] {
+  const kept = ts.map((t) => !(t instanceof tf.Variable));
+  save(ts.filter((_, i) => kept[i]));
+  return (saved) => {
+    let j = 0;
+    return ts.map((t, i) => (kept[i] ? saved[j++] : t));
+  };
+}
 
 /** tf.customGrad with the argument types spelled out (its own typing merges tensors and `save`). */
 function withGrad<F>(f: GradOp): F {
@@ -91,21 +107,24 @@ export const layerNorm = withGrad<
 >((x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, save: Saved) => {
   if (hasKernel(LAYER_NORM)) {
     const [y, xhat, rstd] = runFused(LAYER_NORM, { x, gamma, beta }, { eps: LN_EPS });
-    save([xhat, rstd, gamma]);
+    const restore = saveForGrad(save, [xhat, rstd, gamma]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor, [xh, rs, g]: tf.Tensor[]) =>
-        runFused(LAYER_NORM_GRAD, { dy, xhat: xh, rstd: rs, gamma: g }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xh, rs, g] = restore(saved);
+        return runFused(LAYER_NORM_GRAD, { dy, xhat: xh, rstd: rs, gamma: g });
+      },
     };
   }
   const { mean, variance } = tf.moments(x, -1, true); // [N, 1]
   const rstd = tf.rsqrt(tf.add(variance, LN_EPS)); // [N, 1]
   const xhat = tf.mul(tf.sub(x, mean), rstd); // [N, D]
-  save([xhat, rstd, gamma]);
+  const restore = saveForGrad(save, [xhat, rstd, gamma]);
   return {
     value: tf.add(tf.mul(xhat, gamma), beta),
-    gradFunc: (dy: tf.Tensor, [xh, rs, g]: tf.Tensor[]) =>
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
       tf.tidy(() => {
+        const [xh, rs, g] = restore(saved);
         const gy = tf.mul(dy, g); // [N, D]
         const meanG = tf.mean(gy, -1, true);
         const meanGX = tf.mean(tf.mul(gy, xh), -1, true);

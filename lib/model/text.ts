@@ -25,11 +25,15 @@ export function textTowerSpecs(tx: TextTowerConfig, embedDim: number): ParamSpec
   };
 }
 
-/** Additive causal mask [L, L]: 0 on and below the diagonal, −1e9 above. */
+/**
+ * Additive causal mask [L, L]: 0 on and below the diagonal, −1e9 above. Built in
+ * JS (no kernel calls); the zeros are −0, the bits (1 − 1)·(−1e9) gave when it
+ * was built with tensor ops (test/step-overhead.test.ts checks the two agree bit for bit).
+ */
 export function causalMask(L: number): tf.Tensor2D {
-  return tf.tidy(
-    () => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([L, L]), -1, 0)), -1e9) as tf.Tensor2D,
-  );
+  const m = new Float32Array(L * L);
+  for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) m[i * L + j] = j > i ? -1e9 : -0;
+  return tf.tensor2d(m, [L, L]);
 }
 
 /**

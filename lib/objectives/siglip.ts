@@ -43,6 +43,13 @@ export function siglipLoss(
   return tf.tidy(() => sigmoidPairLoss(tf.matMul(img, txt, false, true), logScale, bias));
 }
 
+/** SigLIP's labels z [B, B]: +1 on the diagonal, −1 elsewhere (built in JS: no kernel calls). */
+export function pairLabels(B: number): tf.Tensor2D {
+  const z = new Float32Array(B * B).fill(-1);
+  for (let i = 0; i < B; i++) z[i * B + i] = 1;
+  return tf.tensor2d(z, [B, B]);
+}
+
 /**
  * The SigLIP loss from the cosine similarities cos [B, B] (image i, text j):
  * −(1/B) Σ_ij log σ(z_ij (exp(logScale) cos_ij + b)). Shared by SigLIP, LIxP (twice,
@@ -52,7 +59,7 @@ export function sigmoidPairLoss(cos: tf.Tensor2D, logScale: tf.Scalar, bias: tf.
   return tf.tidy(() => {
     const B = cos.shape[0];
     checkShape(cos, [B, B], 'sigmoidPairLoss cos');
-    const labels = tf.sub(tf.mul(tf.eye(B), 2), 1); // [B, B]: +1 diagonal, −1 elsewhere
+    const labels = pairLabels(B); // [B, B]
     const logits = tf.add(tf.mul(cos, tf.exp(logScale)), bias);
     const ll = logSigmoid(tf.mul(labels, logits)); // [B, B]
     return tf.div(tf.neg(tf.sum(ll)), B) as tf.Scalar;
