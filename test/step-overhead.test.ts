@@ -1,8 +1,9 @@
 /**
  * The kernel-call savings of a training step (issue 17) against the definitions
  * they replace, bit for bit: the causal mask and SigLIP's labels built in JS, the
- * divergence check as a JS scan, and custom gradients that read a parameter
- * (a variable) instead of saving a copy of it.
+ * divergence check as a JS scan, custom gradients that read a parameter (a
+ * variable) instead of saving a copy of it, and a sum whose gradient tiles dy
+ * instead of multiplying it by a ones tensor.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -10,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { hasKernel, LAB_DENSE } from '../lib/backend/kernels';
 import { registerNativeKernels, restoreStockKernels } from '../lib/backend/native';
 import { dense } from '../lib/model/layers';
-import { layerNorm } from '../lib/model/ops';
+import { layerNorm, sum } from '../lib/model/ops';
 import type { Params } from '../lib/model/params';
 import { causalMask } from '../lib/model/text';
 import { pairLabels } from '../lib/objectives/siglip';
@@ -111,4 +112,32 @@ function sameWithVariables(): void {
 test('dense and layerNorm: the same value and gradients with parameters as variables or tensors, no leak', () => {
   sameWithVariables(); // the fused kernels where the backend has them
   stockKernels(sameWithVariables); // the TF.js-op fallbacks
+});
+
+test("sum: tf.sum's value and gradient bit for bit (dy tiled, not multiplied by ones)", () => {
+  const cases: [number[], number | number[] | undefined, boolean][] = [
+    [[4, 3, 5], 1, false],
+    [[2, 3, 4, 5], -1, false],
+    [[2, 3, 4, 5], 2, false],
+    [[6, 7], undefined, false],
+    [[6, 7], -1, true],
+    [[3, 4, 5], [0, 2], true],
+  ];
+  for (const [shape, axis, keepDims] of cases) {
+    const start = tf.memory().numTensors;
+    tf.tidy(() => {
+      const x = rand(shape);
+      const dy = rand(tf.sum(x, axis, keepDims).shape);
+      const run = (f: (x: tf.Tensor) => tf.Tensor) => {
+        const { value, grad } = tf.valueAndGrad((z: tf.Tensor) => tf.sum(tf.mul(f(z), dy)))(x);
+        return [f(x), value, grad];
+      };
+      const ours = run((z) => sum(z, axis, keepDims));
+      const ref = run((z) => tf.sum(z, axis, keepDims));
+      ours.forEach((t, i) => {
+        assertSameBits(t, ref[i], `sum [${shape}] axis ${axis} #${i}`);
+      });
+    });
+    assert.equal(tf.memory().numTensors, start, 'tensors leaked');
+  }
 });

@@ -200,9 +200,35 @@ export function embed(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.matMul(tf.oneHot(ids, table.shape[0]).toFloat(), table));
 }
 
+/**
+ * tf.sum(x, axis, keepDims) with TF.js's own gradient, dy·ones broadcast to x's
+ * shape, but the ones made by a Fill kernel in backend memory: the stock rule
+ * fills them in JS and copies them over on every backward pass (for the poolers'
+ * and SigLIP's sums, about a million floats per `lab` step). Same Multiply of
+ * the same values, so the same bits (test/step-overhead.test.ts). (tf.tile would
+ * skip the product, but wasm's Tile is some 30× slower than this.)
+ */
+export function sum<T extends tf.Tensor>(
+  x: tf.Tensor,
+  axis?: number | number[],
+  keepDims = false,
+): T {
+  const rank = x.rank;
+  const axes =
+    axis === undefined ? [...x.shape.keys()] : [axis].flat().map((a) => (a + rank) % rank);
+  const f = withGrad<(x: tf.Tensor) => T>((xi: tf.Tensor) => ({
+    value: tf.sum(xi, axes, keepDims),
+    gradFunc: (dy: tf.Tensor) => {
+      const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d)); // dy with the summed axes as 1
+      return tf.mul(tf.reshape(dy, kept), tf.fill(x.shape, 1));
+    },
+  }));
+  return f(x);
+}
+
 /** Rows to unit length, with ε so a zero row stays finite. */
 export function l2normalize(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.add(tf.sum(tf.square(x), -1, true), 1e-12))));
+  return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.add(sum(tf.square(x), -1, true), 1e-12))));
 }
 
 /** Throws unless `x` has exactly `shape` (-1 matches any size). */

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TextTowerConfig } from './config';
 import { block, blockSpecs, norm } from './layers';
-import { embed } from './ops';
+import { embed, sum } from './ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 export function textTowerSpecs(tx: TextTowerConfig, embedDim: number): ParamSpecs {
@@ -76,7 +76,7 @@ export function textFeatures(
   const mask = causalMask(L);
   for (let i = 0; i < tx.depth; i++) z = block(p, `txt.blocks.${i}`, z, B, tx.heads, mask);
   const h = tf.reshape(norm(p, 'txt.lnf', z), [B, L, D]);
-  return tf.sum(tf.mul(h, tf.expandDims(eot, -1)), 1) as tf.Tensor2D; // [B, D]
+  return sum<tf.Tensor2D>(tf.mul(h, tf.expandDims(eot, -1)), 1); // [B, D]
 }
 
 /** Text embeddings before normalisation: g·W_T, [B, E]. */

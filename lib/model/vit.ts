@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ImagePool, ImageTowerConfig } from './config';
 import { block, blockSpecs, dense, norm } from './layers';
+import { sum } from './ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 /** [B, S, S, C] → [B·N, p·p·C], patches in row-major order. */
@@ -50,9 +51,9 @@ function mapPool(p: Params, tokens: tf.Tensor3D, heads: number): tf.Tensor2D {
     1,
   ); // [B·T, D] each
   const toHeads = (z: tf.Tensor) => tf.transpose(tf.reshape(z, [B, T, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
-  const scores = tf.mul(tf.sum(tf.mul(toHeads(k), q), -1), 1 / Math.sqrt(dh)); // [B, H, T]
+  const scores = tf.mul(sum(tf.mul(toHeads(k), q), -1), 1 / Math.sqrt(dh)); // [B, H, T]
   const att = tf.expandDims(tf.softmax(scores), -1); // [B, H, T, 1]
-  const pooled = tf.reshape(tf.sum(tf.mul(att, toHeads(v)), 2), [B, D]) as tf.Tensor2D; // [B, D]
+  const pooled = tf.reshape(sum(tf.mul(att, toHeads(v)), 2), [B, D]) as tf.Tensor2D; // [B, D]
   return dense(p, 'img.map.proj', pooled);
 }
 

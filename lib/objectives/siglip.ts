@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as v from 'valibot';
-import { checkShape, l2normalize, logSigmoid } from '../model/ops';
+import { checkShape, l2normalize, logSigmoid, sum } from '../model/ops';
 import { num } from '../schema';
 import { type Objective, POOLED, scalarSpec } from './objective';
 
@@ -62,7 +62,7 @@ export function sigmoidPairLoss(cos: tf.Tensor2D, logScale: tf.Scalar, bias: tf.
     const labels = pairLabels(B); // [B, B]
     const logits = tf.add(tf.mul(cos, tf.exp(logScale)), bias);
     const ll = logSigmoid(tf.mul(labels, logits)); // [B, B]
-    return tf.div(tf.neg(tf.sum(ll)), B) as tf.Scalar;
+    return tf.div(tf.neg(sum(ll)), B) as tf.Scalar;
   });
 }
 
