@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as v from 'valibot';
-import { checkShape, l2normalize } from '../model/ops';
+import { checkShape, l2normalize, sum } from '../model/ops';
 import { num } from '../schema';
 import { type Objective, POOLED, scalarSpec } from './objective';
 import { pairLogits } from './siglip';
@@ -23,8 +23,8 @@ export function clipLoss(img: tf.Tensor2D, txt: tf.Tensor2D, logScale: tf.Scalar
     const B = img.shape[0];
     const logits = pairLogits(img, txt, logScale); // [B, B]
     const eye = tf.eye(B);
-    const rows = tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits, 1), eye))); // image → text
-    const cols = tf.neg(tf.sum(tf.mul(tf.logSoftmax(tf.transpose(logits), 1), eye))); // text → image
+    const rows = tf.neg(sum(tf.mul(tf.logSoftmax(logits, 1), eye))); // image → text
+    const cols = tf.neg(sum(tf.mul(tf.logSoftmax(tf.transpose(logits), 1), eye))); // text → image
     return tf.div(tf.add(rows, cols), 2 * B) as tf.Scalar;
   });
 }
