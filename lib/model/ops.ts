@@ -3,7 +3,9 @@
  * wasm backend either computes the stock gradient wrongly (logSigmoid), lacks it
  * (gather: we use a one-hot matmul instead), or is slow on the ops the stock
  * rule needs (tanh/erf in GELU; many tiny kernels in layer norm). Each one has a
- * finite-difference test in test/ops.test.ts.
+ * finite-difference test in test/ops.test.ts. `sum` is tf.sum with the stock
+ * gradient's ones made in backend memory instead of JS: the same bits, tested in
+ * test/step-overhead.test.ts.
  *
  * Quick GELU and layer norm run as one fused kernel each way when the backend
  * has one (lib/backend/kernels.ts: the native wasm kernels do); the TF.js-op
