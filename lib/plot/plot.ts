@@ -65,7 +65,8 @@ const HEIGHT = 420;
 /** plotly.js has no built-in "plotly_white" template, so its look is spelled out here. */
 export function axis(title: string): object {
   const grid = { gridcolor: '#e5ecf6', zerolinecolor: '#e5ecf6', linecolor: '#444' };
-  return { title: { text: title }, ...grid, ticks: 'outside', automargin: true };
+  // An explicit standoff makes plotly place the title below rotated category labels (without it they overlap).
+  return { title: { text: title, standoff: 12 }, ...grid, ticks: 'outside', automargin: true };
 }
 
 export function baseLayout(t: Titles): Record<string, unknown> {
