@@ -746,3 +746,21 @@ test('matmuls survive a storm of signals (oneDNN heap-corruption guard)', (t) =>
   const { pairs, signals } = JSON.parse(res.stdout.trim().split('\n').at(-1) ?? '{}');
   assert.ok(pairs > 0 && signals > 100, `${pairs} matmul pairs, ${signals} signals`);
 });
+
+test('Cast to the same dtype shares the buffer; real conversions still convert', (t) => {
+  if (missing) return t.skip(missing);
+  const x = tf.tensor1d([1.5, -2.25, 3]);
+  const before = tf.memory().numDataBuffers;
+  const y = tf.cast(x, 'float32');
+  assert.equal(tf.memory().numDataBuffers, before, 'a same-dtype cast allocates no buffer');
+  x.dispose(); // the shared buffer lives on through y's reference
+  assert.deepEqual(Array.from(y.dataSync()), [1.5, -2.25, 3]);
+  y.dispose();
+  tf.tidy(() => {
+    const i = tf.cast(tf.tensor1d([1.7, -2.2, 3]), 'int32');
+    assert.equal(i.dtype, 'int32');
+    assert.deepEqual(Array.from(i.dataSync()), [1, -2, 3]);
+  });
+  // the gradient of a product casts its other operand: same values as stock
+  checkCopyVsStock('mul through cast', (a, b) => tf.mul(a, b), [rand([6, 5]), rand([6, 5])]);
+});

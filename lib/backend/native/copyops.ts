@@ -1,6 +1,7 @@
 /**
  * Native data-movement kernels for the wasm backend: Transpose, Slice, SplitV
- * and Concat, all one strided copy in C (copyops.h), and a zero-copy Identity. The stock wasm versions
+ * and Concat, all one strided copy in C (copyops.h), and a zero-copy Identity
+ * and same-dtype Cast. The stock wasm versions
  * copy a non-contiguous slice row by row from JS and transpose element by
  * element in output order; in a lab-preset training step the q/k/v SplitV
  * alone took longer than all the matmuls (bench/README.md has the profile).
@@ -161,9 +162,23 @@ const identity: CopyKernel = (args, ctx) => {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 };
 
+/**
+ * Cast to the dtype the tensor already has shares the buffer too; the stock
+ * wasm Cast copies. TF.js's Multiply gradient casts its other operand every
+ * time (16 full-tensor copies per lab-preset step). Real conversions fall back.
+ */
+const cast: CopyKernel = (args, ctx) => {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { dtype } = args.attrs as unknown as { dtype: tf.DataType };
+  if (x.dtype !== dtype || dtype === 'string') return ctx.fallback();
+  (args.backend as WasmBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype };
+};
+
 /** The kernels this file replaces, by TF.js kernel name. */
 export const COPY_KERNELS: Record<string, CopyKernel> = {
   Identity: identity,
+  Cast: cast,
   Transpose: transpose,
   Slice: slice,
   SplitV: splitV,
