@@ -93,9 +93,10 @@ interface KernelSet {
 /**
  * The sets compared: stock wasm; the native set of the previous round of work
  * (OpenBLAS sgemm, leading/trailing Sum, Sigmoid, Softmax); all native kernels
- * but the fused attention and Llip mixing (the round before those); all native
- * kernels now (oneDNN sgemm, data movement, fused AdamW / quick GELU / layer
- * norm / multi-head attention / Llip mixing).
+ * but the fused attention, Llip mixing, dense layers and SigLIP loss /
+ * l2normalize (the round before those); all native kernels now (oneDNN sgemm,
+ * data movement, fused AdamW / quick GELU / layer norm / multi-head attention /
+ * Llip mixing / dense layers / SigLIP loss / l2normalize).
  */
 export const KERNEL_SETS: KernelSet[] = [
   { name: 'stock wasm', options: {}, native: false },
@@ -105,7 +106,7 @@ export const KERNEL_SETS: KernelSet[] = [
     native: true,
   },
   {
-    name: 'native kernels, op-by-op attention, Llip mixing and dense layers',
+    name: 'native kernels, op-by-op attention, Llip mixing, dense layers and SigLIP loss',
     options: {
       gemm: 'dnnl',
       rowOps: true,
@@ -114,6 +115,7 @@ export const KERNEL_SETS: KernelSet[] = [
       attention: false,
       llip: false,
       dense: false,
+      loss: false,
     },
     native: true,
   },

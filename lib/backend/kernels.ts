@@ -86,6 +86,27 @@ export const LAB_DENSE = 'LabDense';
 export const LAB_DENSE_GRAD = 'LabDenseGrad';
 
 /**
+ * SigLIP's pair loss on the cosines cos [B, B] (lib/objectives/siglip.ts
+ * `sigmoidPairLoss` has the op-by-op version): −(1/B) Σ_ij log σ(z_ij (exp(logScale)
+ * cos_ij + b)), z = +1 on the diagonal, −1 elsewhere. Inputs: cos, logScale [],
+ * bias []. Outputs: loss [].
+ */
+export const SIGMOID_PAIR_LOSS = 'LabSigmoidPairLoss';
+/**
+ * Its gradient, times dy. Inputs: dy [], cos, logScale, bias. Outputs: dcos [B, B],
+ * dlogScale, dbias (the shapes of logScale and bias).
+ */
+export const SIGMOID_PAIR_LOSS_GRAD = 'LabSigmoidPairLossGrad';
+/**
+ * Rows of x [N, D] to unit length, y = x / sqrt(Σ x² + 1e-12) (lib/model/ops.ts
+ * `l2normalize` has the op-by-op version). Inputs: x. Outputs: y [N, D], r [N, 1]
+ * (the inverse norms, for the gradient).
+ */
+export const L2_NORMALIZE = 'LabL2Normalize';
+/** Its gradient dx = r·(dy − y·⟨dy, y⟩) per row. Inputs: dy [N, D], y, r. Outputs: dx [N, D]. */
+export const L2_NORMALIZE_GRAD = 'LabL2NormalizeGrad';
+
+/**
  * Llip's pairwise mixing (lib/objectives/llip-mix.ts `mixText` has the op-by-op
  * version): Φ_j = softmax_k(⟨Q_j^m / τ, K_i^{mk}⟩), o_ij^m = Σ_k Φ_jk V_i^{mk}.
  * Inputs: keys, values [T, B, E] (per-token projections), q [Bt, E] (before 1/τ).

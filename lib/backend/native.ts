@@ -24,6 +24,7 @@ import {
   type FusedAddon,
   LIXP_KERNELS,
   LLIP_KERNELS,
+  LOSS_KERNELS,
 } from './native/fused';
 import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
 
@@ -270,7 +271,7 @@ let rowOps = true;
  * one by one). Defaults come from the environment, read once per
  * registration and never written: LAB_GEMM=dnnl|openblas, LAB_NATIVE_ROWOPS=0,
  * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0,
- * LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0, LAB_NATIVE_DENSE=0. (Writing process.env at run time is
+ * LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0, LAB_NATIVE_DENSE=0, LAB_NATIVE_LOSS=0. (Writing process.env at run time is
  * setenv, unsafe while native threads may read the environment.)
  */
 export interface KernelOptions {
@@ -283,6 +284,7 @@ export interface KernelOptions {
   multiAdamW?: boolean; // all parameters' AdamW in one call (fused.ts; off: one call per parameter)
   lixp?: boolean; // LIxP's fused contextualiser (fused.ts; off when `fused` is)
   dense?: boolean; // dense layers x·w + b, one kernel each way (fused.ts; off when `fused` is)
+  loss?: boolean; // SigLIP's pair loss and l2normalize, one kernel each way (fused.ts; off when `fused` is)
 }
 
 function withDefaults(o: KernelOptions): Required<KernelOptions> {
@@ -301,6 +303,7 @@ function withDefaults(o: KernelOptions): Required<KernelOptions> {
     multiAdamW: o.multiAdamW ?? env.LAB_NATIVE_MULTI_ADAMW !== '0',
     lixp: o.lixp ?? env.LAB_NATIVE_LIXP !== '0',
     dense: o.dense ?? env.LAB_NATIVE_DENSE !== '0',
+    loss: o.loss ?? env.LAB_NATIVE_LOSS !== '0',
   };
 }
 
@@ -337,6 +340,7 @@ function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
     ...(o.multiAdamW && typeof addon.adamwMulti === 'function' ? [] : ADAMW_MULTI_KERNELS),
     ...(o.lixp && typeof addon.lixpContextGrad === 'function' ? [] : LIXP_KERNELS),
     ...(o.dense && typeof addon.denseGrad === 'function' ? [] : DENSE_KERNELS),
+    ...(o.loss && typeof addon.l2NormalizeGrad === 'function' ? [] : LOSS_KERNELS),
   ];
   return on ? Object.keys(FUSED_KERNELS).filter((name) => !off.includes(name)) : [];
 }

@@ -10,7 +10,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as v from 'valibot';
-import { checkShape, l2normalize, logSigmoid, sum } from '../model/ops';
+import { hasKernel, runFused, SIGMOID_PAIR_LOSS, SIGMOID_PAIR_LOSS_GRAD } from '../backend/kernels';
+import {
+  checkShape,
+  l2normalize,
+  logSigmoid,
+  type Saved,
+  saveForGrad,
+  sum,
+  withGrad,
+} from '../model/ops';
 import { num } from '../schema';
 import { type Objective, POOLED, scalarSpec } from './objective';
 
@@ -51,11 +60,36 @@ export function pairLabels(B: number): tf.Tensor2D {
 }
 
 /**
+ * sigmoidPairLoss as one SIGMOID_PAIR_LOSS kernel each way (lib/backend/native/lossops.h:
+ * float32 elementwise, sums in double). Not the op path's bits: its loss is closer
+ * to float64 than the op path's (whose Log1p and float32 Sum lose up to ~4e-4
+ * relative at SigLIP's init), its gradients equal the op path's to rounding.
+ */
+const fusedPairLoss = withGrad<
+  (cos: tf.Tensor2D, logScale: tf.Scalar, bias: tf.Scalar) => tf.Scalar
+>((cos: tf.Tensor, logScale: tf.Tensor, bias: tf.Tensor, save: Saved) => {
+  const restore = saveForGrad(save, [cos, logScale, bias]);
+  return {
+    value: runFused(SIGMOID_PAIR_LOSS, { cos, logScale, bias })[0],
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [c, ls, b] = restore(saved);
+      return runFused(SIGMOID_PAIR_LOSS_GRAD, { dy, cos: c, logScale: ls, bias: b }); // dcos, dlogScale, dbias
+    },
+  };
+});
+
+/**
  * The SigLIP loss from the cosine similarities cos [B, B] (image i, text j):
  * −(1/B) Σ_ij log σ(z_ij (exp(logScale) cos_ij + b)). Shared by SigLIP, LIxP (twice,
  * with its own t and b each time) and Llip (whose cos_ij uses a per-caption image vector).
+ * One fused kernel each way when the backend has one (LAB_NATIVE_LOSS=0 drops it),
+ * else the ops below, the reference.
  */
 export function sigmoidPairLoss(cos: tf.Tensor2D, logScale: tf.Scalar, bias: tf.Scalar): tf.Scalar {
+  if (hasKernel(SIGMOID_PAIR_LOSS)) {
+    checkShape(cos, [cos.shape[0], cos.shape[0]], 'sigmoidPairLoss cos');
+    return fusedPairLoss(cos, logScale, bias);
+  }
   return tf.tidy(() => {
     const B = cos.shape[0];
     checkShape(cos, [B, B], 'sigmoidPairLoss cos');

@@ -7,7 +7,8 @@
  * sigmoid, softmax), copyops.h (strided copies), fusedops.h (AdamW, quick
  * GELU, layer norm), attention.h (multi-head self-attention), llipops.h
  * (Llip's pairwise mixing, row entropy), lixpops.h (LIxP's contextualiser),
- * denseops.h (a dense layer x·w + b, both ways).
+ * denseops.h (a dense layer x·w + b, both ways), lossops.h (SigLIP's pair
+ * loss and row L2 normalisation, both ways).
  *
  * Why on the heap: we keep the wasm backend for everything else and compute
  * directly on its memory, so no tensor is ever copied. The JS side passes the
@@ -35,8 +36,9 @@
 #include "llipops.h"   /* uses attention.h and rowops.h */
 #include "lixpops.h"   /* uses rowops.h, fusedops.h and matmul.h */
 #include "denseops.h"  /* uses matmul.h and rowops.h */
+#include "lossops.h"   /* uses rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 12"
+#define LAB_BLAS_VERSION "lab-blas 13"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -683,6 +685,76 @@ static napi_value DenseGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Throws naming `what` unless lo <= v <= hi (a size). */
+static int size_in(napi_env env, int64_t v, int64_t lo, int64_t hi, const char *what) {
+  if (v >= lo && v <= hi) return 1;
+  char msg[96];
+  snprintf(msg, sizeof msg, "lab-blas: bad %s sizes", what);
+  napi_throw_range_error(env, NULL, msg);
+  return 0;
+}
+
+/* sigmoidPairLoss(heap, cos, logScale, bias, loss, B): loss = SigLIP's pair loss of cos [B, B] (lossops.h) */
+static napi_value SigmoidPairLoss(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[5];
+  /* B >= 1, B² <= INT32_MAX */
+  if (!get_heap_ints(env, info, 5, &h, v) || !size_in(env, v[4], 1, 46340, "sigmoidPairLoss")) return NULL;
+  int64_t B = v[4];
+  int64_t offs[4] = {v[0], v[1], v[2], v[3]}, spans[4] = {B * B, 1, 1, 1};
+  if (!check_spans(env, &h, offs, spans, 4, "sigmoidPairLoss")) return NULL;
+  float *d = h.data;
+  lab_sigmoid_pair_loss(d + v[0], d[v[1]], d[v[2]], d + v[3], B);
+  return NULL;
+}
+
+/*
+ * sigmoidPairLossGrad(heap, dy, cos, logScale, bias, dcos, dlogScale, dbias, B)
+ * (lossops.h); dy, logScale, bias, dlogScale and dbias are one float each.
+ */
+static napi_value SigmoidPairLossGrad(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[8];
+  if (!get_heap_ints(env, info, 8, &h, v) || !size_in(env, v[7], 1, 46340, "sigmoidPairLossGrad")) return NULL;
+  int64_t B = v[7];
+  int64_t offs[7] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6]}, spans[7] = {1, B * B, 1, 1, B * B, 1, 1};
+  if (!check_spans(env, &h, offs, spans, 7, "sigmoidPairLossGrad")) return NULL;
+  float *d = h.data;
+  lab_sigmoid_pair_loss_grad(d[v[0]], d + v[1], d[v[2]], d[v[3]], d + v[4], d + v[5], d + v[6], B);
+  return NULL;
+}
+
+/* l2Normalize(heap, x, y, r, rows, cols): unit rows y of x [rows, cols], r [rows] the inverse norms (lossops.h) */
+static napi_value L2Normalize(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[5];
+  const char *what = "l2Normalize";
+  if (!get_heap_ints(env, info, 5, &h, v) || !size_in(env, v[3], 0, INT32_MAX, what) ||
+      !size_in(env, v[4], 0, INT32_MAX, what) || !size_in(env, v[3] * v[4], 0, INT32_MAX, what))
+    return NULL;
+  int64_t rows = v[3], cols = v[4];
+  int64_t offs[3] = {v[0], v[1], v[2]}, spans[3] = {rows * cols, rows * cols, rows};
+  if (!check_spans(env, &h, offs, spans, 3, "l2Normalize")) return NULL;
+  lab_l2_normalize(h.data + v[0], h.data + v[1], h.data + v[2], rows, cols);
+  return NULL;
+}
+
+/* l2NormalizeGrad(heap, dy, y, r, dx, rows, cols): dx = r·(dy − y·⟨dy, y⟩) per row (lossops.h) */
+static napi_value L2NormalizeGrad(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[6];
+  const char *what = "l2NormalizeGrad";
+  if (!get_heap_ints(env, info, 6, &h, v) || !size_in(env, v[4], 0, INT32_MAX, what) ||
+      !size_in(env, v[5], 0, INT32_MAX, what) || !size_in(env, v[4] * v[5], 0, INT32_MAX, what))
+    return NULL;
+  int64_t rows = v[4], cols = v[5], n = rows * cols;
+  int64_t offs[4] = {v[0], v[1], v[2], v[3]}, spans[4] = {n, n, rows, n};
+  if (!check_spans(env, &h, offs, spans, 4, "l2NormalizeGrad")) return NULL;
+  float *d = h.data;
+  lab_l2_normalize_grad(d + v[0], d + v[1], d + v[2], d + v[3], rows, cols);
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t n;
@@ -771,6 +843,10 @@ NAPI_MODULE_INIT() {
       {"lixpContextGrad", NULL, LixpContextGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dense", NULL, Dense, NULL, NULL, NULL, napi_enumerable, NULL},
       {"denseGrad", NULL, DenseGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sigmoidPairLoss", NULL, SigmoidPairLoss, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sigmoidPairLossGrad", NULL, SigmoidPairLossGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"l2Normalize", NULL, L2Normalize, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"l2NormalizeGrad", NULL, L2NormalizeGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,7 +1,7 @@
 /**
  * The lab's own fused kernels (lib/backend/kernels.ts) for the wasm backend,
  * computed by the addon (fusedops.h, attention.h, llipops.h, lixpops.h,
- * denseops.h) on the wasm heap.
+ * denseops.h, lossops.h) on the wasm heap.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -11,6 +11,8 @@ import {
   type AdamWMultiAttrs,
   ATTENTION,
   ATTENTION_GRAD,
+  L2_NORMALIZE,
+  L2_NORMALIZE_GRAD,
   LAB_DENSE,
   LAB_DENSE_GRAD,
   LAYER_NORM,
@@ -23,6 +25,8 @@ import {
   QUICK_GELU,
   QUICK_GELU_GRAD,
   ROW_ENTROPY,
+  SIGMOID_PAIR_LOSS,
+  SIGMOID_PAIR_LOSS_GRAD,
 } from '../kernels';
 import { offsetOf, type WasmBackend } from './rowops';
 
@@ -51,6 +55,27 @@ export interface FusedAddon {
   lixpContextGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
   dense(heap: Float32Array, ...offsetsSizes: number[]): void;
   denseGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
+  /** (heap, cos, logScale, bias, loss, B) */
+  sigmoidPairLoss(heap: Float32Array, ...offsetsSize: number[]): void;
+  /** (heap, dy, cos, logScale, bias, dcos, dlogScale, dbias, B) */
+  sigmoidPairLossGrad(heap: Float32Array, ...offsetsSize: number[]): void;
+  l2Normalize(
+    heap: Float32Array,
+    x: number,
+    y: number,
+    r: number,
+    rows: number,
+    cols: number,
+  ): void;
+  l2NormalizeGrad(
+    heap: Float32Array,
+    dy: number,
+    y: number,
+    r: number,
+    dx: number,
+    rows: number,
+    cols: number,
+  ): void;
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -409,6 +434,83 @@ const denseGrad: FusedKernel = (args, addon) => {
   });
 };
 
+/** Throws unless `t` holds one element (a scalar). */
+function mustScalar(name: string, what: string, t: tf.TensorInfo): void {
+  if (tf.util.sizeFromShape(t.shape) !== 1)
+    throw new Error(`${name}: ${what} [${t.shape}] is not one element`);
+}
+
+/** B of a pair-loss call on cos [B, B], checked (B >= 1). */
+function pairSize(name: string, cos: tf.TensorInfo): number {
+  const [B, B2] = cos.shape;
+  if (cos.shape.length !== 2 || B !== B2 || B < 1)
+    throw new Error(`${name}: cos [${cos.shape}] is not [B, B] with B >= 1`);
+  return B;
+}
+
+const sigmoidPairLoss: FusedKernel = (args, addon) => {
+  const { cos, logScale, bias } = args.inputs as Record<'cos' | 'logScale' | 'bias', tf.TensorInfo>;
+  mustFloat(SIGMOID_PAIR_LOSS, [cos, logScale, bias]);
+  const B = pairSize(SIGMOID_PAIR_LOSS, cos);
+  mustScalar(SIGMOID_PAIR_LOSS, 'logScale', logScale);
+  mustScalar(SIGMOID_PAIR_LOSS, 'bias', bias);
+  return run(args.backend as WasmBackend, [cos, logScale, bias], [[]], (heap, o) =>
+    addon.sigmoidPairLoss(heap, ...o, B),
+  );
+};
+
+const sigmoidPairLossGrad: FusedKernel = (args, addon) => {
+  const ins = args.inputs as Record<'dy' | 'cos' | 'logScale' | 'bias', tf.TensorInfo>;
+  const { dy, cos, logScale, bias } = ins;
+  mustFloat(SIGMOID_PAIR_LOSS_GRAD, [dy, cos, logScale, bias]);
+  const B = pairSize(SIGMOID_PAIR_LOSS_GRAD, cos);
+  mustScalar(SIGMOID_PAIR_LOSS_GRAD, 'dy', dy);
+  mustScalar(SIGMOID_PAIR_LOSS_GRAD, 'logScale', logScale);
+  mustScalar(SIGMOID_PAIR_LOSS_GRAD, 'bias', bias);
+  const shapes = [cos.shape, logScale.shape, bias.shape];
+  return run(args.backend as WasmBackend, [dy, cos, logScale, bias], shapes, (heap, o) =>
+    addon.sigmoidPairLossGrad(heap, ...o, B),
+  );
+};
+
+/** [rows, cols] of x taken as rows over its last axis (a rank-0 x is one row of one). */
+function lastAxisRows(x: tf.TensorInfo): [number, number] {
+  const cols = x.shape.length ? x.shape[x.shape.length - 1] : 1;
+  return [tf.util.sizeFromShape(x.shape.slice(0, -1)), cols];
+}
+
+const l2Normalize: FusedKernel = (args, addon) => {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  mustFloat(L2_NORMALIZE, [x]);
+  const [rows, cols] = lastAxisRows(x);
+  const rShape = x.shape.length ? [...x.shape.slice(0, -1), 1] : [];
+  return run(args.backend as WasmBackend, [x], [x.shape, rShape], (heap, [xo, yo, ro]) =>
+    addon.l2Normalize(heap, xo, yo, ro, rows, cols),
+  );
+};
+
+const l2NormalizeGrad: FusedKernel = (args, addon) => {
+  const { dy, y, r } = args.inputs as Record<'dy' | 'y' | 'r', tf.TensorInfo>;
+  mustFloat(L2_NORMALIZE_GRAD, [dy, y, r]);
+  const [rows, cols] = lastAxisRows(y);
+  if (tf.util.sizeFromShape(dy.shape) !== rows * cols || tf.util.sizeFromShape(r.shape) !== rows) {
+    throw new Error(
+      `${L2_NORMALIZE_GRAD}: dy [${dy.shape}] or r [${r.shape}] does not match y [${y.shape}]`,
+    );
+  }
+  return run(args.backend as WasmBackend, [dy, y, r], [y.shape], (heap, [d, yo, ro, dx]) =>
+    addon.l2NormalizeGrad(heap, d, yo, ro, dx, rows, cols),
+  );
+};
+
+/** The pair loss and L2-normalisation pairs, switched apart for before/after measurements. */
+export const LOSS_KERNELS = [
+  SIGMOID_PAIR_LOSS,
+  SIGMOID_PAIR_LOSS_GRAD,
+  L2_NORMALIZE,
+  L2_NORMALIZE_GRAD,
+];
+
 /** The dense pair, switched apart for before/after measurements. */
 export const DENSE_KERNELS = [LAB_DENSE, LAB_DENSE_GRAD];
 
@@ -441,4 +543,8 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [LIXP_CONTEXT_GRAD]: lixpContextGrad,
   [LAB_DENSE]: dense,
   [LAB_DENSE_GRAD]: denseGrad,
+  [SIGMOID_PAIR_LOSS]: sigmoidPairLoss,
+  [SIGMOID_PAIR_LOSS_GRAD]: sigmoidPairLossGrad,
+  [L2_NORMALIZE]: l2Normalize,
+  [L2_NORMALIZE_GRAD]: l2NormalizeGrad,
 };
