@@ -45,7 +45,21 @@ static inline float lab_log1p_unit(float u) {
   int hi = w > 1.41421356f;
   float e = hi ? 1.0f : 0.0f;
   float f = (hi ? 0.5f * w : w) - 1.0f; /* exact */
-  float r = lab_log_reduced(f, e);
+  float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  float y = p * f * z;
+  y = y + -2.12194440e-4f * e;
+  y = y + -0.5f * z;
+  float r = f + y;
+  r = r + 0.693359375f * e;
   return r + c / w;
 }
 

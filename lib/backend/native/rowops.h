@@ -22,29 +22,6 @@
 #define LANES 8
 
 /*
- * log(2^e · (1 + f)) for f in [√½ − 1, √2 − 1): Cephes logf's degree-8
- * polynomial (relative error < 2e-7), branch-free so loops over it vectorise.
- * Shared by lab_logf (llipops.h) and lab_log1p_unit (lossops.h), which differ
- * only in how they split their argument into e and f.
- */
-static inline float lab_log_reduced(float f, float e) {
-  float z = f * f;
-  float y = 7.0376836292e-2f;
-  y = y * f - 1.1514610310e-1f;
-  y = y * f + 1.1676998740e-1f;
-  y = y * f - 1.2420140846e-1f;
-  y = y * f + 1.4249322787e-1f;
-  y = y * f - 1.6668057665e-1f;
-  y = y * f + 2.0000714765e-1f;
-  y = y * f - 2.4999993993e-1f;
-  y = y * f + 3.3333331174e-1f;
-  y = y * f * z;
-  y += e * -2.12194440e-4f;
-  y += -0.5f * z;
-  return f + y + e * 0.693359375f;
-}
-
-/*
  * exp(x): 2^n · e^r with |r| <= ln2 / 2 for x in [EXP_LO, EXP_HI], +inf above
  * and exactly 0 below, as expf. The ends matter: a masked attention logit
  * (−1e9) must get a zero weight and σ(−1e9) must be 0, not the 1e-38 and 4e-39
