@@ -6,6 +6,12 @@
  *   npm run notebooks -- 01_siglip lixp   # only these (name, file or path)
  *   npm run test:notebooks                # same with LAB_QUICK=1 (short runs)
  *   ... -- --dir /tmp/scratch --out /tmp/out   # another folder (runner tests)
+ *   ... -- --jobs 1                       # one notebook at a time (default: one per core)
+ *
+ * Notebooks run side by side, one kernel each (every kernel's matmuls use one thread,
+ * so two kernels fill this machine's two cores), longest first by the wall times the
+ * last run recorded in <out>/timings.json. LAB_NOTEBOOK_JOBS sets the default --jobs.
+ * Each notebook's lines are printed prefixed with its name as they come.
  *
  * Execution itself is scripts/run_notebooks.py (nbclient + nbconvert under Debian's
  * /usr/bin/python3, or LAB_PYTHON); this wrapper finds the notebooks, refuses dirty ones,
@@ -13,8 +19,9 @@
  * missing python3 or Jupyter package stops it with one line naming the Debian package.
  * LAB_QUICK and the rest of the environment pass through.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -29,13 +36,24 @@ class RunnerError extends Error {}
 const clip = (line: string, width = 500) =>
   line.length > width ? `${line.slice(0, width)}… (${line.length - width} more chars)` : line;
 
-type Args = { dir: string; out: string; names: string[] };
+type Args = { dir: string; out: string; names: string[]; jobs: number };
+
+/** A positive integer, or a RunnerError naming where the bad value came from. */
+function jobCount(value: string, from: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new RunnerError(`${from}: want a whole number ≥ 1, got '${value}'`);
+  return n;
+}
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { dir: path.join(ROOT, 'notebooks'), out: '', names: [] };
+  const env = process.env.LAB_NOTEBOOK_JOBS;
+  const jobs = env ? jobCount(env, 'LAB_NOTEBOOK_JOBS') : os.cpus().length;
+  const args: Args = { dir: path.join(ROOT, 'notebooks'), out: '', names: [], jobs };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--dir') args.dir = path.resolve(argv[++i]);
     else if (argv[i] === '--out') args.out = path.resolve(argv[++i]);
+    else if (argv[i] === '--jobs') args.jobs = jobCount(argv[++i] ?? '', '--jobs');
     else args.names.push(argv[i]);
   }
   args.out ||= path.join(ROOT, 'out', 'notebooks');
@@ -123,7 +141,63 @@ function kernelEnv(): NodeJS.ProcessEnv {
   };
 }
 
-function main(): number {
+/** Wall seconds per notebook from the last run (`<out>/timings.json`), to start the longest first. */
+function readTimings(out: string): Record<string, number> {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(out, 'timings.json'), 'utf8'));
+  } catch {
+    return {}; // first run, or a file we cannot read: sorted order
+  }
+}
+
+function writeTimings(out: string, timings: Record<string, number>): void {
+  const file = path.join(out, 'timings.json');
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(timings, null, 2)}\n`);
+  fs.renameSync(tmp, file);
+}
+
+/** Writes `text`'s complete lines, each prefixed; returns the unfinished tail. */
+function emit(stream: NodeJS.WriteStream, prefix: string, text: string): string {
+  const lines = text.split('\n');
+  const tail = lines.pop() ?? '';
+  for (const l of lines) stream.write(`${prefix}${l}\n`);
+  return tail;
+}
+
+type Outcome = { name: string; ok: boolean; seconds: number };
+
+/** One notebook in its own run_notebooks.py process; its output lines prefixed with its name. */
+function runOne(py: string[], file: string, env: NodeJS.ProcessEnv): Promise<Outcome> {
+  const name = path.basename(file, '.ipynb');
+  const prefix = `[${name}] `;
+  const start = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [...py, file], {
+      env,
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out = emit(process.stdout, prefix, out + d);
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err = emit(process.stderr, prefix, err + d);
+    });
+    child.on('error', (e) => reject(cannotStart(PYTHON, e)));
+    child.on('close', (code, signal) => {
+      if (out) process.stdout.write(`${prefix}${out}\n`);
+      if (err) process.stderr.write(`${prefix}${err}\n`);
+      if (signal)
+        process.stderr.write(`${prefix}notebook runner: ${PYTHON} was killed by ${signal}\n`);
+      resolve({ name, ok: code === 0, seconds: (Date.now() - start) / 1000 });
+    });
+  });
+}
+
+async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const problems = checkClean(args.dir);
   if (problems.length > 0) {
@@ -138,20 +212,39 @@ function main(): number {
   const script = path.join(ROOT, 'scripts', 'run_notebooks.py');
   const env = kernelEnv();
   checkRunner(script, env);
+  fs.mkdirSync(args.out, { recursive: true });
+  const timings = readTimings(args.out);
+  const jobs = Math.min(args.jobs, notebooks.length);
   const quick = process.env.LAB_QUICK ? ' (LAB_QUICK=' + process.env.LAB_QUICK + ')' : '';
-  console.log(`running ${notebooks.length} notebook(s)${quick} -> ${args.out}`);
+  console.log(`running ${notebooks.length} notebook(s)${quick}, ${jobs} at a time -> ${args.out}`);
   const start = Date.now();
-  const py = [script, '--out', args.out, '--timeout', String(CELL_TIMEOUT_S), ...notebooks];
-  const res = spawnSync(PYTHON, py, { stdio: 'inherit', env, cwd: ROOT });
-  if (res.error) throw cannotStart(PYTHON, res.error);
-  if (res.signal) throw new RunnerError(`notebook runner: ${PYTHON} was killed by ${res.signal}`);
-  console.log(`notebooks: ${((Date.now() - start) / 1000).toFixed(1)} s in total`);
-  return res.status ?? 1;
+  const time = (f: string) => timings[path.basename(f, '.ipynb')] ?? 0;
+  const queue = [...notebooks].sort((a, b) => time(b) - time(a)); // stable: sorted order on ties
+  const py = [script, '--out', args.out, '--timeout', String(CELL_TIMEOUT_S)];
+  const outcomes: Outcome[] = [];
+  const worker = async () => {
+    for (let f = queue.shift(); f; f = queue.shift()) outcomes.push(await runOne(py, f, env));
+  };
+  await Promise.all(Array.from({ length: jobs }, worker));
+  for (const o of outcomes) if (o.ok) timings[o.name] = Math.round(o.seconds * 10) / 10;
+  writeTimings(args.out, timings);
+  console.log(
+    `notebooks: ${((Date.now() - start) / 1000).toFixed(1)} s in total (${jobs} at a time)`,
+  );
+  const failed = outcomes.filter((o) => !o.ok).map((o) => o.name);
+  if (failed.length)
+    console.error(`${failed.length} notebook(s) failed: ${failed.sort().join(', ')}`);
+  return failed.length ? 1 : 0;
 }
 
-try {
-  process.exitCode = main();
-} catch (e) {
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => fail(e),
+);
+
+function fail(e: unknown): void {
   // Expected failures in one line; others with a few stack frames, every line clipped.
   const err = e instanceof Error ? e : new Error(String(e));
   const lines = [err.message.split('\n')[0]];

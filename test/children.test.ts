@@ -163,4 +163,98 @@ test('notebook runner: a python3 that does not exist is named', () => {
   assertOneClearLine(r, [MISSING, 'ENOENT', 'python3', 'bash scripts/install-system.sh']);
 });
 
+/** Clean one-cell notebooks `names` in a folder of their own. */
+function notebooksDir(names: string[]): string {
+  const dir = notebookDir();
+  fs.rmSync(path.join(dir, 'a.ipynb'));
+  const cell = { id: 'c0', cell_type: 'code', metadata: {}, outputs: [], source: '1 + 1' };
+  const nb = { cells: [{ ...cell, execution_count: null }], metadata: {}, nbformat: 4 };
+  for (const n of names)
+    fs.writeFileSync(path.join(dir, `${n}.ipynb`), JSON.stringify({ ...nb, nbformat_minor: 5 }));
+  return dir;
+}
+
+/**
+ * A stand-in for run_notebooks.py: passes `--check`; for a notebook, logs its start and
+ * end times (ms) to `log`, sleeps `seconds`, and fails the notebooks named in `failing`.
+ */
+const fakeRunner = (log: string, seconds: number, failing: string[] = []) =>
+  script(
+    `python-fake-${path.basename(log)}`,
+    `#!/bin/sh
+[ "$2" = "--check" ] && exit 0
+for a in "$@"; do nb=$(basename "$a" .ipynb); done
+echo "$nb start $(date +%s%3N)" >> ${log}
+sleep ${seconds}
+echo "$nb end $(date +%s%3N)" >> ${log}
+case " ${failing.join(' ')} " in *" $nb "*) echo "$nb: FAILED" >&2; exit 1;; esac
+echo "$nb: ok"
+`,
+  );
+
+/** `name → [start, end]` in ms from a fake runner's log. */
+function spans(log: string): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const line of fs.readFileSync(log, 'utf8').trim().split('\n')) {
+    const [nb, what, t] = line.split(' ');
+    out[nb] ??= [0, 0];
+    out[nb][what === 'start' ? 0 : 1] = Number(t);
+  }
+  return out;
+}
+
+test('notebook runner: --jobs 2 runs two notebooks at once, each line prefixed, and records their times', () => {
+  const log = path.join(DIR, 'jobs2.log');
+  const out = path.join(DIR, 'nb-jobs2');
+  const args = ['--dir', notebooksDir(['a', 'b']), '--out', out, '--jobs', '2'];
+  const r = run('scripts/run-notebooks.ts', args, fakeRunner(log, 1));
+  assert.equal(r.status, 0, r.out);
+  const s = spans(log);
+  assert.ok(s.a[0] < s.b[1] && s.b[0] < s.a[1], `should overlap: ${JSON.stringify(s)}`);
+  assert.match(r.out, /^\[a\] a: ok$/m);
+  assert.match(r.out, /^\[b\] b: ok$/m);
+  const timings = JSON.parse(fs.readFileSync(path.join(out, 'timings.json'), 'utf8'));
+  assert.deepEqual(Object.keys(timings).sort(), ['a', 'b']);
+  assert.ok(timings.a >= 1 && timings.b >= 1, JSON.stringify(timings));
+});
+
+test('notebook runner: --jobs 1 runs one at a time, the longest of the last run first', () => {
+  const log = path.join(DIR, 'jobs1.log');
+  const out = path.join(DIR, 'nb-jobs1');
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(out, 'timings.json'), JSON.stringify({ a: 1, b: 9 }));
+  const args = ['--dir', notebooksDir(['a', 'b']), '--out', out, '--jobs', '1'];
+  const r = run('scripts/run-notebooks.ts', args, fakeRunner(log, 0.2));
+  assert.equal(r.status, 0, r.out);
+  const s = spans(log);
+  assert.ok(s.b[1] <= s.a[0], `b (9 s last time) first, then a: ${JSON.stringify(s)}`);
+});
+
+test('notebook runner: a failing notebook fails the run, names it, and the others still run', () => {
+  const log = path.join(DIR, 'fail.log');
+  const args = ['--dir', notebooksDir(['a', 'b', 'c']), '--out', path.join(DIR, 'nb-fail')];
+  const r = run('scripts/run-notebooks.ts', [...args, '--jobs', '2'], fakeRunner(log, 0.1, ['b']));
+  assert.equal(r.status, 1, r.out);
+  assert.match(r.out, /1 notebook\(s\) failed: b$/m);
+  assert.deepEqual(Object.keys(spans(log)).sort(), ['a', 'b', 'c']);
+});
+
+test('notebook runner: a bad --jobs or LAB_NOTEBOOK_JOBS is one clear line', () => {
+  const args = ['--dir', notebookDir(), '--out', path.join(DIR, 'nb-badjobs')];
+  assertOneClearLine(run('scripts/run-notebooks.ts', [...args, '--jobs', '0'], MISSING), [
+    '--jobs',
+    "'0'",
+  ]);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/run-notebooks.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LAB_NOTEBOOK_JOBS: 'two' },
+    encoding: 'utf8',
+  });
+  assertOneClearLine({ status: r.status, out: r.stdout + r.stderr }, [
+    'LAB_NOTEBOOK_JOBS',
+    "'two'",
+  ]);
+  assert.ok(!fs.existsSync(path.join(DIR, 'nb-badjobs')), 'wrote nothing');
+});
+
 test.after(() => fs.rmSync(DIR, { recursive: true, force: true }));
