@@ -9,13 +9,15 @@
  *
  * Env: LAB_BACKEND=tensorflow|wasm|cpu forces one; LAB_NATIVE=0 keeps the stock
  * wasm kernels; LAB_THREADS=n sets the matmul thread count; LAB_GEMM=openblas
- * uses OpenBLAS even when oneDNN is built in. Options passed in code win over
- * the env.
+ * uses OpenBLAS even when oneDNN is built in; LAB_EARLY_FREE=0 keeps TF.js's own
+ * backprop instead of the one that frees as it goes (backend/backprop.ts). Options
+ * passed in code win over the env.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { installBackprop } from './backprop';
 import { registerNativeKernels } from './native';
 
 export type BackendChoice = 'tensorflow' | 'wasm' | 'cpu';
@@ -61,6 +63,7 @@ export function initBackend(opts: BackendOptions = {}): Promise<BackendInfo> {
   if (!pending) {
     pending = choose(opts).then((chosen) => {
       info = chosen;
+      if (process.env.LAB_EARLY_FREE !== '0') installBackprop();
       console.log(`[lab] backend: ${chosen.description}`);
       return chosen;
     });
