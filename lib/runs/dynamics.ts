@@ -16,7 +16,7 @@ import { batchLoss, type Model } from '../objectives/model';
 import { Rng } from '../rng';
 import { DivergenceError, type StepRecord, trainLoop } from '../train/loop';
 import { createAdamState, disposeAdamState } from '../train/optim';
-import { type LabData, modelFor, zeroShotSummary } from './experiment';
+import { type LabData, modelFor, zeroShotRecord } from './experiment';
 
 export interface DynamicsOptions {
   data: LabData;
@@ -61,7 +61,7 @@ function evaluateDynamics(model: Model, o: DynamicsOptions, val: Batch, spectrum
   const s = covarianceSpectrum(x);
   x.dispose();
   return {
-    ...zeroShotSummary(model, o.data),
+    ...zeroShotRecord(res), // zeroShotSummary's numbers, without embedding the queries again
     valLoss: heldOutLoss(model, val),
     [`fewShot${k}`]: res.reduce((a, r) => a + r.fewShot[k], 0) / res.length,
     effectiveRank: effectiveRank(s),

@@ -83,15 +83,23 @@ export function modelFor(cfg: ExperimentConfig, world: World): Model {
 
 /** Mean zero-shot accuracy over the suite, plus one `zs:<task>` entry per task. */
 export function zeroShotSummary(model: Model, data: LabData): Record<string, number> {
+  return zeroShotRecord(
+    data.tasks.map((task) => {
+      const q = imageSide(model, task.query.images);
+      const zeroShot = zeroShotAccuracy(model, data.world.tokenizer, task, q);
+      tf.dispose(Object.values(q));
+      return { task: task.name, zeroShot };
+    }),
+  );
+}
+
+/** `zs:<task>` per task and their mean, `zeroShotMean`: the record zeroShotSummary returns. */
+export function zeroShotRecord(
+  results: { task: string; zeroShot: number }[],
+): Record<string, number> {
   const out: Record<string, number> = {};
-  let sum = 0;
-  for (const task of data.tasks) {
-    const q = imageSide(model, task.query.images);
-    out[`zs:${task.name}`] = zeroShotAccuracy(model, data.world.tokenizer, task, q);
-    sum += out[`zs:${task.name}`];
-    tf.dispose(Object.values(q));
-  }
-  out.zeroShotMean = sum / data.tasks.length;
+  for (const r of results) out[`zs:${r.task}`] = r.zeroShot;
+  out.zeroShotMean = results.reduce((a, r) => a + r.zeroShot, 0) / results.length;
   return out;
 }
 
