@@ -268,6 +268,37 @@ test('runs already in the results table count as done (a fresh clone resumes fro
   assert.deepEqual(fs.readdirSync(out), [], 'nothing ran');
 });
 
+test('a run another grid finished with the same config is copied in, not trained again', async () => {
+  const one: Grid = { ...tinyDemo, axes: { 'objective.name': ['siglip'] }, seeds: [0] };
+  const twin: Grid = { ...one, name: 'tiny-twin' };
+  const out = fs.mkdtempSync(path.join(TMP, 'twin-'));
+  const first = await runLocal(one, { out, workers: 1, log: () => {} });
+  assert.equal(first.done.length, 1);
+  const [spec] = expandGrid(twin);
+  assert.equal(spec.id, expandGrid(one)[0].id, 'ids hash the config, not the grid');
+  const filed: string[] = [];
+  const lines: string[] = [];
+  const opts = { out, workers: 1, log: (l: string) => lines.push(l) };
+  const sum = await runLocal(twin, { ...opts, onDone: (s) => filed.push(`${s.grid}/${s.id}`) });
+  assert.equal(sum.done.length, 0, lines.join('\n'));
+  assert.deepEqual(filed, [`tiny-twin/${spec.id}`], 'filed under the grid that asked');
+  assert.ok(
+    lines.some((l) => l.includes('finished in grid tiny-demo, copied')),
+    lines.join('\n'),
+  );
+  assert.ok(!fs.existsSync(path.join(out, 'tiny-twin', 'runs.jsonl')), 'nothing started');
+  const weights = (g: string) => fs.readFileSync(path.join(out, g, spec.id, 'weights.safetensors'));
+  assert.deepEqual(weights('tiny-twin'), weights('tiny-demo'));
+  // a twin whose config does not hash to the id is not trusted: the run trains
+  const other: Grid = { ...one, name: 'tiny-other' };
+  const cfgFile = path.join(out, 'tiny-demo', spec.id, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, steps: cfg.steps + 1 }));
+  fs.rmSync(path.join(out, 'tiny-twin'), { recursive: true });
+  const retrained = await runLocal(other, { ...opts, onDone: () => {} });
+  assert.equal(retrained.done.length, 1, 'trained, not copied');
+});
+
 test('post-training grids: each seed starts from the tower weights of the same seed of another grid', async () => {
   const first: Grid = { ...tinyDemo, name: 'tiny-pre', axes: { 'objective.name': ['siglip'] } };
   const post: Grid = {

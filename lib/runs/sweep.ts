@@ -210,14 +210,66 @@ function logEvent(root: string, spec: RunSpec, event: string, extra: object = {}
   fs.appendFileSync(file, `${JSON.stringify(rec)}\n`);
 }
 
-/** Runs a grid on `workers` processes (default: the cores), skipping finished runs, with retries. */
+/**
+ * Copies in, rather than trains again, each run of `specs` that another grid of
+ * the same sweep folder has finished: ids hash the config, not the grid, so the
+ * same id is the same training (llip-tau's τ = 8 runs are llip-k's K = 64 runs).
+ * The twin's config must hash to the id; the copy goes to `<id>.adopt`, then is
+ * renamed, so a crash never leaves a half-copied run that looks finished.
+ * Returns the adopted specs with the grid each came from.
+ */
+export function adoptTwins(root: string, specs: RunSpec[]): { spec: RunSpec; from: string }[] {
+  const base = path.resolve(labPath(root));
+  if (!fs.existsSync(base)) return [];
+  const grids = fs
+    .readdirSync(base, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
+  const adopted: { spec: RunSpec; from: string }[] = [];
+  for (const spec of specs) {
+    if (isComplete(root, spec)) continue;
+    const from = grids.find((g) => {
+      if (g === spec.grid) return false;
+      const src = path.join(base, g, spec.id);
+      if (!fs.existsSync(path.join(src, 'sweep.json'))) return false;
+      try {
+        return (
+          configId(JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8'))) === spec.id
+        );
+      } catch {
+        return false; // no readable config: not a twin we can vouch for
+      }
+    });
+    if (!from) continue;
+    const dst = runDir(root, spec);
+    const tmp = `${dst}.adopt`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(path.dirname(dst), { recursive: true });
+    fs.cpSync(path.join(base, from, spec.id), tmp, { recursive: true });
+    fs.renameSync(tmp, dst);
+    adopted.push({ spec, from });
+  }
+  return adopted;
+}
+
+/**
+ * Runs a grid on `workers` processes (default: the cores), skipping finished runs
+ * (filed, finished here, or finished by another grid: adoptTwins), with retries.
+ */
 export async function runLocal(grid: Grid, o: LocalOptions): Promise<SweepSummary> {
   const all = expandGrid(grid);
+  const say = o.log ?? ((l: string) => console.log(l));
+  for (const { spec, from } of adoptTwins(
+    o.out,
+    all.filter((s) => !o.filed?.has(s.id)),
+  )) {
+    say(`[sweep ${grid.name}] ${spec.id}: the same config finished in grid ${from}, copied`);
+    o.onDone?.(spec, readMeta(o.out, spec));
+  }
   const todo = all.filter((s) => !isComplete(o.out, s) && !o.filed?.has(s.id));
   const done = all.filter((s) => !todo.includes(s)).map((s) => s.id);
   const sum = newSummary(all.length, done);
   const workers = Math.max(1, Math.min(o.workers ?? os.cpus().length, todo.length));
-  const say = o.log ?? ((l: string) => console.log(l));
   say(
     `[sweep ${grid.name}] ${all.length} runs, ${sum.skipped.length} already done, ${workers} workers`,
   );
