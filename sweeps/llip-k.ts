@@ -3,10 +3,12 @@
  * number of mixture tokens K ∈ {1, 4, 8, 16, 32, 64} at τ = 8 (the figure's
  * temperature), `lab` preset, 3 seeds. Paper (ViT-B/32): accuracy rises with K.
  * The runs' trainSeconds give the cost of K too (notebook 03 §7–8).
- * Size, measured on the 2-core machine (14-step `lab` runs extrapolated to 1500
- * steps + 3 evaluations; load average ≈ 2): K = 1: 210 s, 4: 260 s, 8: 281 s,
- * 16: ≈ 407 s, 32: 518 s, 64: 923 s (2.9 GB resident) per run; 6 × 3 = 18 runs
- * ≈ 2.2 h with one worker, ≈ 1.1 h with two.
+ * Size, measured on the 2-core machine (the filed runs' durations, two workers
+ * side by side, at 9d4b111): K = 1: 461 s, 4: 561 s, 8: 507 s, 16: 652 s,
+ * 32: 799 s, 64: 935 s per run on average (2.9 GB resident at K = 64); 18 runs
+ * ≈ 3.2 h of worker time, ≈ 1.6 h with two workers. Its K = 64 runs are
+ * llip-tau's τ = 8 runs (same config, same id): whichever grid runs second
+ * copies them in.
  */
 import type { Grid } from '../lib/runs/sweep';
 

@@ -7,7 +7,9 @@
  * Size, measured on the 2-core machine (14-step `lab` runs extrapolated to 1500
  * steps + 3 evaluations; load average ≈ 2): ≈ 923 s per K = 64 run (2.9 GB
  * resident; two workers fit in memory); 6 × 3 = 18 runs ≈ 4.6 h with one
- * worker, ≈ 2.3 h with two.
+ * worker, ≈ 2.3 h with two. Measured: 977 s per run with two workers side by
+ * side (9d4b111). The τ = 8 runs are llip-k's K = 64 runs (same config, same
+ * id): whichever grid runs second copies them in, so 15 runs train.
  */
 import type { Grid } from '../lib/runs/sweep';
 
