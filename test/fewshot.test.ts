@@ -32,6 +32,9 @@ import {
   table1Rows,
   tipAdapterLogits,
 } from '../lib';
+import { initBackend } from '../lib/backend/index';
+import { nativeProbeFit } from '../lib/backend/native';
+import type { ProbeOptions } from '../lib/eval/probe';
 import { meanCI } from '../lib/stats';
 import { assertClose, loadGolden, setup, tensorOf } from './helpers';
 
@@ -277,6 +280,30 @@ test('linear probe: one shot uses the largest λ, a fixed λ skips cross-validat
   assert.equal(fixed.lambda, 0.05);
   tf.dispose([r.logits, fixed.logits]);
   disposeToy(c);
+});
+
+test("linear probe: the native fit gives the op-by-op loop's bits (CV, one shot, fixed λ, 10 classes)", async () => {
+  const info = await initBackend();
+  if (info.native)
+    assert.ok(nativeProbeFit(), 'native kernels are on: the native fit must be used');
+  const bits = (t: tf.Tensor) =>
+    Array.from(new Uint32Array((t.dataSync() as Float32Array).slice().buffer));
+  const cases: [number, number, Partial<ProbeOptions>][] = [
+    [3, 5, { steps: 40 }], // 5-fold CV over 5 λ
+    [3, 1, { steps: 40 }], // one shot: no CV
+    [4, 6, { steps: 25, lambda: 0.05 }],
+    [10, 16, { steps: 60 }],
+  ];
+  for (const [C, k, opts] of cases) {
+    const c = toyCache(C, k, 4, 11 + C + k);
+    const ours = linearProbe(c.query, c.support, c.supportLabels, C, opts);
+    const ops = linearProbe(c.query, c.support, c.supportLabels, C, { ...opts, native: false });
+    assert.equal(ours.lambda, ops.lambda, `C=${C} k=${k}: λ`);
+    assert.ok(Object.is(ours.cvAccuracy, ops.cvAccuracy), `C=${C} k=${k}: CV accuracy`);
+    assert.deepEqual(bits(ours.logits), bits(ops.logits), `C=${C} k=${k}: logits`);
+    tf.dispose([ours.logits, ops.logits]);
+    disposeToy(c);
+  }
 });
 
 test('episodes: tidy rows, shared draws, summaries with Student-t CIs, Table 1 rows', () => {

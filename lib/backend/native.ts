@@ -36,6 +36,8 @@ export interface BlasAddon extends RowAddon, CopyAddon, FusedAddon {
   setGemm(name: 'dnnl' | 'openblas'): boolean;
   getThreads(): number;
   version(): string;
+  /** the linear probe's fits (probeops.h): heap, 10 offsets, S, E, C, J, steps */
+  probeFit?(heap: Float32Array, ...args: number[]): void;
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -392,6 +394,22 @@ export function restoreStockKernels(): void {
   for (const name of added) tf.unregisterKernel(name, 'wasm');
   added = [];
   stock = null;
+}
+
+/**
+ * The linear probe's fits in one native call (probeops.h: lib/eval/probe.ts
+ * `fitMany`'s steps with the same bits), or null, when the op path would not
+ * give those bits or the addon predates it: only while the native BatchMatMul
+ * and Softmax kernels are registered and wasm is the active backend; off with
+ * LAB_NATIVE_PROBE=0.
+ */
+export function nativeProbeFit(): ((heap: Float32Array, ...args: number[]) => void) | null {
+  if (!stock?.has('BatchMatMul') || !stock.has('Softmax') || tf.getBackend() !== 'wasm')
+    return null;
+  if (process.env.LAB_NATIVE_PROBE === '0') return null;
+  const loaded = loadAddon();
+  if ('error' in loaded || typeof loaded.addon.probeFit !== 'function') return null;
+  return loaded.addon.probeFit.bind(loaded.addon);
 }
 
 /** Whether the native kernels are registered right now. */

@@ -9,6 +9,7 @@
  * run as one batched tensor program.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeProbeFit } from '../backend/native';
 import { l2normalize } from '../model/ops';
 import { checkSupport, oneHotLabels } from './fewshot';
 
@@ -27,6 +28,8 @@ export interface ProbeOptions {
   lambdas: number[];
   /** a fixed λ: no cross-validation */
   lambda?: number;
+  /** false: the op-by-op loop even where the native fit is there (it gives the same bits) */
+  native?: boolean;
 }
 
 export const PROBE_DEFAULTS: ProbeOptions = {
@@ -75,7 +78,10 @@ function fitMany(
     const n = m.reduce((a, b) => a + b, 0);
     for (let i = 0; i < S; i++) weight[i * J + j] = m[i] / n;
   });
-  const lam = tf.tensor1d(lambdas.flatMap((l) => new Array(C).fill(l))); // [J·C]
+  const lamCols = lambdas.flatMap((l) => new Array(C).fill(l)); // [J·C]
+  const native = o.native === false ? null : nativeProbeFit();
+  if (native) return fitNative(native, x, y, weight, lamCols, J, o);
+  const lam = tf.tensor1d(lamCols);
   const w3 = tf.tensor3d(weight, [S, J, 1]);
   const y3 = tf.reshape(y, [S, 1, C]);
   let w = tf.zeros([E, J * C]) as tf.Tensor2D;
@@ -93,6 +99,41 @@ function fitMany(
   }
   tf.dispose([lam, w3, y3, buf]);
   return w;
+}
+
+/**
+ * fitMany's steps in one native call (probeops.h), on one Float32Array holding
+ * every operand: the same products, softmax and float operations in the same
+ * order as the loop above, so the same bits (test/probe.test.ts).
+ */
+function fitNative(
+  fit: (heap: Float32Array, ...args: number[]) => void,
+  x: tf.Tensor2D,
+  y: tf.Tensor2D,
+  weight: Float32Array,
+  lamCols: number[],
+  J: number,
+  o: ProbeOptions,
+): tf.Tensor2D {
+  const [S, E] = x.shape;
+  const C = y.shape[1];
+  const JC = J * C;
+  // x, y, wt, lam, w, buf, z, g, grad, [lr, μ]
+  const sizes = [S * E, S * C, S * J, JC, E * JC, E * JC, S * JC, S * JC, E * JC, 2];
+  const offs: number[] = [];
+  let end = 0;
+  for (const n of sizes) {
+    offs.push(end);
+    end += n;
+  }
+  const heap = new Float32Array(end);
+  heap.set(x.dataSync() as Float32Array, offs[0]);
+  heap.set(y.dataSync() as Float32Array, offs[1]);
+  heap.set(weight, offs[2]);
+  heap.set(lamCols, offs[3]);
+  heap.set([o.lr, o.momentum], offs[9]); // float32, as the op path's scalars
+  fit(heap, ...offs, S, E, C, J, o.steps);
+  return tf.tensor2d(heap.subarray(offs[4], offs[4] + E * JC), [E, JC]);
 }
 
 export interface ProbeResult {

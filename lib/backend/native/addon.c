@@ -8,7 +8,8 @@
  * GELU, layer norm), attention.h (multi-head self-attention), llipops.h
  * (Llip's pairwise mixing, row entropy), lixpops.h (LIxP's contextualiser),
  * denseops.h (a dense layer x·w + b, both ways), lossops.h (SigLIP's pair
- * loss and row L2 normalisation, both ways).
+ * loss and row L2 normalisation, both ways), probeops.h (the linear probe's
+ * fits, every step in one call).
  *
  * Why on the heap: we keep the wasm backend for everything else and compute
  * directly on its memory, so no tensor is ever copied. The JS side passes the
@@ -37,8 +38,9 @@
 #include "lixpops.h"   /* uses rowops.h, fusedops.h and matmul.h */
 #include "denseops.h"  /* uses matmul.h and rowops.h */
 #include "lossops.h"   /* uses rowops.h */
+#include "probeops.h"  /* uses denseops.h and rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 13"
+#define LAB_BLAS_VERSION "lab-blas 14"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -685,6 +687,30 @@ static napi_value DenseGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * probeFit(heap, x, y, wt, lam, w, buf, z, g, grad, hp, S, E, C, J, steps) (probeops.h):
+ * the probe's J fits; heap[hp] = lr, heap[hp + 1] = momentum.
+ */
+static napi_value ProbeFit(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[15];
+  if (!get_heap_ints(env, info, 15, &h, v)) return NULL;
+  int64_t S = v[10], E = v[11], C = v[12], J = v[13], steps = v[14];
+  if (S < 1 || E < 1 || C < 1 || J < 1 || steps < 0 || S > INT32_MAX || E > INT32_MAX || J * C > INT32_MAX ||
+      S * J * C > INT32_MAX || E * J * C > INT32_MAX) {
+    napi_throw_range_error(env, NULL, "lab-blas: bad probeFit sizes");
+    return NULL;
+  }
+  int64_t JC = J * C;
+  int64_t spans[10] = {S * E, S * C, S * J, JC, E * JC, E * JC, S * JC, S * JC, E * JC, 2};
+  if (!check_spans(env, &h, v, spans, 10, "probeFit")) return NULL;
+  SignalGuard guard = hold_signals();
+  lab_probe_fit(h.data, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], S, E, C, J, steps, h.data[v[9]],
+                h.data[v[9] + 1]);
+  release_signals(&guard);
+  return NULL;
+}
+
 /* Throws naming `what` unless lo <= v <= hi (a size). */
 static int size_in(napi_env env, int64_t v, int64_t lo, int64_t hi, const char *what) {
   if (v >= lo && v <= hi) return 1;
@@ -847,6 +873,7 @@ NAPI_MODULE_INIT() {
       {"sigmoidPairLossGrad", NULL, SigmoidPairLossGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"l2Normalize", NULL, L2Normalize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"l2NormalizeGrad", NULL, L2NormalizeGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"probeFit", NULL, ProbeFit, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGemm", NULL, SetGemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_enumerable, NULL},
