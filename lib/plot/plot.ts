@@ -109,7 +109,9 @@ export function logAxis(title: string, values: number[]): Record<string, unknown
 }
 
 /** Line plot of training curves, sweeps, spectra. Short series get markers so points show. */
-export function lineFigure(opts: Titles & { series: Series[]; logY?: boolean }): Figure {
+export function lineFigure(
+  opts: Titles & { series: Series[]; logY?: boolean; logX?: boolean },
+): Figure {
   const data = opts.series.map((s) => ({
     type: 'scatter',
     mode: s.x.length <= 20 ? 'lines+markers' : 'lines',
@@ -123,6 +125,11 @@ export function lineFigure(opts: Titles & { series: Series[]; logY?: boolean }):
     layout.yaxis = logAxis(
       opts.yTitle,
       opts.series.flatMap((s) => s.y),
+    );
+  if (opts.logX)
+    layout.xaxis = logAxis(
+      opts.xTitle,
+      opts.series.flatMap((s) => s.x),
     );
   return { data, layout };
 }
