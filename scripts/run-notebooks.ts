@@ -10,7 +10,8 @@
  *
  * Notebooks run side by side, one kernel each (every kernel's matmuls use one thread,
  * so two kernels fill this machine's two cores), longest first by the wall times the
- * last run recorded in <out>/timings.json. LAB_NOTEBOOK_JOBS sets the default --jobs.
+ * last run in the same mode recorded in <out>/timings.json (timings-quick.json under
+ * LAB_QUICK). LAB_NOTEBOOK_JOBS sets the default --jobs.
  * Each notebook's lines are printed prefixed with its name as they come.
  *
  * Execution itself is scripts/run_notebooks.py (nbclient + nbconvert under Debian's
@@ -141,17 +142,21 @@ function kernelEnv(): NodeJS.ProcessEnv {
   };
 }
 
-/** Wall seconds per notebook from the last run (`<out>/timings.json`), to start the longest first. */
+/** Quick and full runs differ in which notebook is longest: each mode keeps its own timings. */
+const timingsFile = (out: string) =>
+  path.join(out, process.env.LAB_QUICK ? 'timings-quick.json' : 'timings.json');
+
+/** Wall seconds per notebook from the last run in this mode, to start the longest first. */
 function readTimings(out: string): Record<string, number> {
   try {
-    return JSON.parse(fs.readFileSync(path.join(out, 'timings.json'), 'utf8'));
+    return JSON.parse(fs.readFileSync(timingsFile(out), 'utf8'));
   } catch {
     return {}; // first run, or a file we cannot read: sorted order
   }
 }
 
 function writeTimings(out: string, timings: Record<string, number>): void {
-  const file = path.join(out, 'timings.json');
+  const file = timingsFile(out);
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, `${JSON.stringify(timings, null, 2)}\n`);
   fs.renameSync(tmp, file);

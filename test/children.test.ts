@@ -62,10 +62,10 @@ exit 3
 const MISSING = path.join(DIR, 'no-such-python3');
 
 /** Runs a TypeScript entry point with LAB_PYTHON set; stdout and stderr together. */
-function run(entry: string, args: string[], python: string) {
+function run(entry: string, args: string[], python: string, extraEnv: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: ROOT,
-    env: { ...process.env, LAB_PYTHON: python },
+    env: { ...process.env, LAB_PYTHON: python, LAB_QUICK: '', ...extraEnv },
     encoding: 'utf8',
     timeout: 300e3,
   });
@@ -228,6 +228,16 @@ test('notebook runner: --jobs 1 runs one at a time, the longest of the last run 
   assert.equal(r.status, 0, r.out);
   const s = spans(log);
   assert.ok(s.b[1] <= s.a[0], `b (9 s last time) first, then a: ${JSON.stringify(s)}`);
+});
+
+test('notebook runner: quick runs keep their own timings (timings-quick.json)', () => {
+  const out = path.join(DIR, 'nb-quick');
+  const args = ['--dir', notebooksDir(['a']), '--out', out, '--jobs', '1'];
+  const r = run('scripts/run-notebooks.ts', args, fakeRunner(path.join(DIR, 'quick.log'), 0.1), {
+    LAB_QUICK: '1',
+  });
+  assert.equal(r.status, 0, r.out);
+  assert.deepEqual(fs.readdirSync(out).sort(), ['timings-quick.json']);
 });
 
 test('notebook runner: a failing notebook fails the run, names it, and the others still run', () => {
