@@ -4,15 +4,7 @@
  */
 
 import type { StepRecord } from '../train/loop';
-import {
-  barFigure,
-  FALLBACK_PALETTE,
-  type Figure,
-  lineFigure,
-  logAxis,
-  type Series,
-  type Titles,
-} from './plot';
+import { barFigure, type Figure, lineFigure, logAxis, type Series, type Titles } from './plot';
 
 export interface NamedRun {
   name: string; // legend entry
@@ -152,9 +144,12 @@ export const SCALAR_NAMES: Record<string, string> = {
   b2: 'b2 (contextual loss bias)',
 };
 
+/** Dash per scalar within one run's group (the colour is the run's method). */
+const SCALAR_DASHES = ['solid', 'dash', 'dot', 'dashdot'];
+
 /**
  * One dropdown group per run: the `keys` its history has (e.g. its scales), each
- * scalar in its own colour from the non-method palette, named as in SCALAR_NAMES.
+ * scalar in the run's method colour with its own dash, named as in SCALAR_NAMES.
  */
 export function scalarGroups(runs: NamedRun[], keys: string[]): SeriesGroup[] {
   return runs
@@ -164,7 +159,8 @@ export function scalarGroups(runs: NamedRun[], keys: string[]): SeriesGroup[] {
         .filter((k) => r.history.some((h) => typeof h[k] === 'number'))
         .map((k) => ({
           name: `${r.name}: ${SCALAR_NAMES[k] ?? k}`,
-          color: FALLBACK_PALETTE[keys.indexOf(k) % FALLBACK_PALETTE.length],
+          method: r.method, // the run's colour, as in every other figure
+          dash: SCALAR_DASHES[keys.indexOf(k) % SCALAR_DASHES.length], // its scalars told apart by the dash
           ...points(r.history, k),
         })),
     }))
