@@ -104,7 +104,7 @@ function fitMany(
 /**
  * fitMany's steps in one native call (probeops.h), on one Float32Array holding
  * every operand: the same products, softmax and float operations in the same
- * order as the loop above, so the same bits (test/probe.test.ts).
+ * order as the loop above, so the same bits (test/fewshot.test.ts).
  */
 function fitNative(
   fit: (heap: Float32Array, ...args: number[]) => void,
