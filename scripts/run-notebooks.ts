@@ -11,7 +11,9 @@
  * Notebooks run side by side, one kernel each (every kernel's matmuls use one thread,
  * so two kernels fill this machine's two cores), longest first by the wall times the
  * last run in the same mode recorded in <out>/timings.json (timings-quick.json under
- * LAB_QUICK). LAB_NOTEBOOK_JOBS sets the default --jobs.
+ * LAB_QUICK); a notebook <out> has no time for yet takes it from the file of the same
+ * name beside the notebooks (committed, measured on the 2-core machine), so a fresh
+ * clone starts in a good order too. LAB_NOTEBOOK_JOBS sets the default --jobs.
  * Each notebook's lines are printed prefixed with its name as they come.
  *
  * Execution itself is scripts/run_notebooks.py (nbclient + nbconvert under Debian's
@@ -143,16 +145,23 @@ function kernelEnv(): NodeJS.ProcessEnv {
 }
 
 /** Quick and full runs differ in which notebook is longest: each mode keeps its own timings. */
-const timingsFile = (out: string) =>
-  path.join(out, process.env.LAB_QUICK ? 'timings-quick.json' : 'timings.json');
+const timingsFile = (dir: string) =>
+  path.join(dir, process.env.LAB_QUICK ? 'timings-quick.json' : 'timings.json');
 
-/** Wall seconds per notebook from the last run in this mode, to start the longest first. */
-function readTimings(out: string): Record<string, number> {
+function readJson(file: string): Record<string, number> {
   try {
-    return JSON.parse(fs.readFileSync(timingsFile(out), 'utf8'));
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
-    return {}; // first run, or a file we cannot read: sorted order
+    return {}; // absent or unreadable: no times from this file
   }
+}
+
+/**
+ * Wall seconds per notebook, to start the longest first: the last run in this mode
+ * under `out`, else the committed times beside the notebooks, else 0 (sorted order).
+ */
+function readTimings(out: string, notebookDir: string): Record<string, number> {
+  return { ...readJson(timingsFile(notebookDir)), ...readJson(timingsFile(out)) };
 }
 
 function writeTimings(out: string, timings: Record<string, number>): void {
@@ -218,7 +227,7 @@ async function main(): Promise<number> {
   const env = kernelEnv();
   checkRunner(script, env);
   fs.mkdirSync(args.out, { recursive: true });
-  const timings = readTimings(args.out);
+  const timings = readTimings(args.out, args.dir);
   const jobs = Math.min(args.jobs, notebooks.length);
   const quick = process.env.LAB_QUICK ? ' (LAB_QUICK=' + process.env.LAB_QUICK + ')' : '';
   console.log(`running ${notebooks.length} notebook(s)${quick}, ${jobs} at a time -> ${args.out}`);

@@ -230,6 +230,32 @@ test('notebook runner: --jobs 1 runs one at a time, the longest of the last run 
   assert.ok(s.b[1] <= s.a[0], `b (9 s last time) first, then a: ${JSON.stringify(s)}`);
 });
 
+test('notebook runner: a fresh out folder takes its order from the times beside the notebooks', () => {
+  const log = path.join(DIR, 'committed.log');
+  const dir = notebooksDir(['a', 'b', 'c']);
+  fs.writeFileSync(path.join(dir, 'timings.json'), JSON.stringify({ a: 1, b: 9, c: 5 }));
+  const out = path.join(DIR, 'nb-committed');
+  const r = run(
+    'scripts/run-notebooks.ts',
+    ['--dir', dir, '--out', out, '--jobs', '1'],
+    fakeRunner(log, 0.1),
+  );
+  assert.equal(r.status, 0, r.out);
+  const s = spans(log);
+  assert.ok(s.b[1] <= s.c[0] && s.c[1] <= s.a[0], `b, c, a: ${JSON.stringify(s)}`);
+  // out's own times (the last run here) win over the committed ones
+  fs.writeFileSync(path.join(out, 'timings.json'), JSON.stringify({ a: 20, b: 9, c: 5 }));
+  fs.rmSync(log);
+  const again = run(
+    'scripts/run-notebooks.ts',
+    ['--dir', dir, '--out', out, '--jobs', '1'],
+    fakeRunner(log, 0.1),
+  );
+  assert.equal(again.status, 0, again.out);
+  const t = spans(log);
+  assert.ok(t.a[1] <= t.b[0] && t.b[1] <= t.c[0], `a, b, c: ${JSON.stringify(t)}`);
+});
+
 test('notebook runner: quick runs keep their own timings (timings-quick.json)', () => {
   const out = path.join(DIR, 'nb-quick');
   const args = ['--dir', notebooksDir(['a']), '--out', out, '--jobs', '1'];

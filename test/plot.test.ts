@@ -71,6 +71,19 @@ describe('figures', () => {
     assert.equal(colorFor('LIxP'), METHOD_COLORS.lixp);
   });
 
+  test('lineFigure carries error bars and refuses a wrong count', () => {
+    const s = { name: 'Llip', method: 'llip', x: [1, 8], y: [0.5, 0.6], errors: [0.1, 0.2] };
+    const [trace] = lineFigure({ ...titles, series: [s] }).data as { error_y: object }[];
+    assert.deepEqual(trace.error_y, { type: 'data', array: [0.1, 0.2], visible: true });
+    const [plainTrace] = lineFigure({ ...titles, series: [curve('SigLIP', 'siglip')] })
+      .data as object[];
+    assert.ok(!('error_y' in plainTrace));
+    assert.throws(
+      () => lineFigure({ ...titles, series: [{ ...s, errors: [0.1] }] }),
+      /"Llip" has 1 errors for 2 points/,
+    );
+  });
+
   test('barFigure groups series and carries error bars', () => {
     const fig = barFigure({
       ...titles,

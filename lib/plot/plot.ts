@@ -47,6 +47,8 @@ export interface Series {
   dash?: string;
   /** explicit colour, for lines that are not a method (one run's scalars) */
   color?: string;
+  /** symmetric error-bar half-widths, one per point (e.g. a 95% CI over seeds) */
+  errors?: number[];
 }
 
 /** One group of bars; `errors` are symmetric error-bar half-widths. */
@@ -112,6 +114,11 @@ export function logAxis(title: string, values: number[]): Record<string, unknown
 export function lineFigure(
   opts: Titles & { series: Series[]; logY?: boolean; logX?: boolean },
 ): Figure {
+  for (const s of opts.series)
+    if (s.errors && s.errors.length !== s.x.length)
+      throw new Error(
+        `lineFigure: series "${s.name}" has ${s.errors.length} errors for ${s.x.length} points`,
+      );
   const data = opts.series.map((s) => ({
     type: 'scatter',
     mode: s.x.length <= 20 ? 'lines+markers' : 'lines',
@@ -119,6 +126,7 @@ export function lineFigure(
     x: s.x,
     y: s.y,
     line: { color: s.color ?? colorFor(s.method ?? s.name), width: 2, dash: s.dash ?? 'solid' },
+    ...(s.errors ? { error_y: { type: 'data', array: s.errors, visible: true } } : {}),
   }));
   const layout = baseLayout(opts);
   if (opts.logY)
