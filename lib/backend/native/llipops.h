@@ -157,12 +157,9 @@ static void lab_llip_mix_grad(const float *dy, const float *keys, const float *v
 }
 
 /*
- * log(x) for x > 0 finite (Cephes logf: x = 2^e · f, f in [√½, √2), a degree-8
- * polynomial; relative error < 2e-7), branch-free so loops over it vectorise.
- * lossops.h's lab_log1p_unit has the same polynomial, on purpose: this copy is
- * compiled under this file's fp-contract=fast (FMAs), that one without; one
- * shared function in rowops.h changed these bits and, inlined across the
- * option change, made a lab Llip step ~35% slower (measured, then reverted).
+ * log(x) for x > 0 finite (Cephes logf: x = 2^e · f, f in [√½, √2), the degree-8
+ * polynomial LAB_LOG_POLY of rowops.h, expanded here under this file's
+ * fp-contract=fast; relative error < 2e-7), branch-free so loops over it vectorise.
  */
 static inline float lab_logf(float x) {
   int32_t bits;
@@ -175,16 +172,7 @@ static inline float lab_logf(float x) {
   e = small ? e - 1.0f : e;
   f = small ? f + f - 1.0f : f - 1.0f;
   float z = f * f;
-  float y = 7.0376836292e-2f;
-  y = y * f - 1.1514610310e-1f;
-  y = y * f + 1.1676998740e-1f;
-  y = y * f - 1.2420140846e-1f;
-  y = y * f + 1.4249322787e-1f;
-  y = y * f - 1.6668057665e-1f;
-  y = y * f + 2.0000714765e-1f;
-  y = y * f - 2.4999993993e-1f;
-  y = y * f + 3.3333331174e-1f;
-  y = y * f * z;
+  float y = LAB_LOG_POLY(f) * f * z; /* rowops.h */
   y += e * -2.12194440e-4f;
   y += -0.5f * z;
   return f + y + e * 0.693359375f;

@@ -35,7 +35,7 @@
 
 /*
  * log1p(u) for u in [0, 1] without a libm call (so loops vectorise): w = 1 + u
- * split as 2^e·m, m in [√½, √2), Cephes logf's polynomial on f = m − 1 (exact),
+ * split as 2^e·m, m in [√½, √2), Cephes logf's polynomial (LAB_LOG_POLY) on f = m − 1 (exact),
  * plus c / w for the rounding error c of 1 + u (keeps tiny u exact). Error
  * ~1 ulp of the result.
  */
@@ -46,16 +46,7 @@ static inline float lab_log1p_unit(float u) {
   float e = hi ? 1.0f : 0.0f;
   float f = (hi ? 0.5f * w : w) - 1.0f; /* exact */
   float z = f * f;
-  float p = 7.0376836292e-2f;
-  p = p * f - 1.1514610310e-1f;
-  p = p * f + 1.1676998740e-1f;
-  p = p * f - 1.2420140846e-1f;
-  p = p * f + 1.4249322787e-1f;
-  p = p * f - 1.6668057665e-1f;
-  p = p * f + 2.0000714765e-1f;
-  p = p * f - 2.4999993993e-1f;
-  p = p * f + 3.3333331174e-1f;
-  float y = p * f * z;
+  float y = LAB_LOG_POLY(f) * f * z; /* rowops.h */
   y = y + -2.12194440e-4f * e;
   y = y + -0.5f * z;
   float r = f + y;
