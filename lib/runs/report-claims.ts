@@ -243,6 +243,20 @@ const LLIP_CLAIMS: Claim[] = [
     b: 'patches + K=1',
     expect: 'greater',
   },
+  ...[8, 32].map(
+    (k, i): Claim => ({
+      id: `llip.patches.k.${k}-${[1, 8][i]}`,
+      paper: 'Llip',
+      claim: `with the patch tokens in, zero-shot rises with K: K = ${k} > K = ${[1, 8][i]}`,
+      paperSays: `Figure 7 (τ = 1): ${LLIP_PAPER.figure7}`,
+      grid: 'llip-patches',
+      metric: 'zeroShot',
+      a: `patches + K=${k}`,
+      b: `patches + K=${[1, 8][i]}`,
+      expect: 'greater',
+      group: 'Figure 7: accuracy rises with K, patch tokens in',
+    }),
+  ),
   {
     id: 'llip.spectrum',
     paper: 'Llip',
