@@ -5,10 +5,10 @@
  * `lab` preset, 3 seeds. The lab has 16 patch tokens (the paper's B/32: 49).
  * Paper: accuracy still rises with K, and K = 32 mixture tokens beat 49 patch
  * tokens + 1.
- * Size, measured on the 2-core machine (14-step `lab` runs extrapolated to 1500
- * steps + 3 evaluations; load average ≈ 2): without patches 210 / 281 / 518 s,
- * with them 314 / 388 / 658 s per run (K = 1 / 8 / 32); 6 × 3 = 18 runs ≈ 2 h
- * with one worker, ≈ 1 h with two.
+ * Size, measured on the 2-core machine (the filed runs' durations, two workers
+ * side by side, other work at times; at 9d4b111 and 429dc68): without patches
+ * 359 / 562 / 464 s, with them 312 / 475 / 613 s per run on average
+ * (K = 1 / 8 / 32); 18 runs ≈ 2.3 h of worker time, ≈ 1.2 h with two workers.
  */
 import type { Grid } from '../lib/runs/sweep';
 

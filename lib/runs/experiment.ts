@@ -29,7 +29,7 @@ import {
 import { covarianceSpectrum, effectiveRank, spectrumFeatures } from '../eval/spectrum';
 import type { ModelConfig } from '../model/index';
 import { loadParams } from '../model/params';
-import { readWeights, weightsBytes } from '../model/safetensors';
+import { loadWeights, readWeights, weightsBytes } from '../model/safetensors';
 import { createModel, disposeModel, type Model } from '../objectives/model';
 import { labPath, writeAtomic } from '../paths';
 import { Rng } from '../rng';
@@ -42,6 +42,7 @@ import {
   restoreCheckpoint,
   weightsSha256,
 } from './checkpoint';
+import { copyRun, findReusable, type ReuseEntry, type RunShape, recordReusable } from './reuse';
 
 export interface LabData {
   world: World;
@@ -113,6 +114,8 @@ export interface ExperimentRun {
   final: FinalSummary;
   /** the few-shot suite averaged over the tasks, when the config has `eval.fewShot` */
   fewShot?: FewShotRow[];
+  /** the run folder whose finished run was loaded instead of training (`reuse`) */
+  reusedFrom?: string;
   /** effective rank of the visual features' covariance spectrum (`runEffectiveRank`) */
   effectiveRank: number;
 }
@@ -148,6 +151,12 @@ export interface RunOptions {
    * parameters start from the config. Ignored when resuming from a checkpoint.
    */
   initFrom?: string;
+  /**
+   * load a finished run of the same config, code and backend instead of training
+   * (lib/runs/reuse.ts; its files are copied into outDir), and record this one for
+   * later reuse once it finishes. Needs outDir; ignored when resuming or initFrom.
+   */
+  reuse?: boolean;
 }
 
 /**
@@ -184,6 +193,8 @@ export interface TrainedRun {
   data: LabData;
   trainSeconds: number;
   final: FinalSummary;
+  /** the run folder whose finished run was loaded instead of training (`reuse`) */
+  reusedFrom?: string;
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
@@ -215,6 +226,54 @@ function recentLoss(history: StepRecord[], k: number): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
+function readHistory(file: string): StepRecord[] {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+/**
+ * The finished run `hit` loaded into a new model, or null when it does not check
+ * out (weights or loss curve other than its final.json says, objective state).
+ */
+function reuseRun(
+  cfg: ExperimentConfig,
+  o: RunOptions,
+  hit: ReuseEntry,
+  outDir: string,
+): TrainedRun | null {
+  const data = o.data ?? labData(cfg);
+  const model = modelFor(cfg, data.world);
+  try {
+    // an objective's state (LIxP's memory) is not in the weights file: train instead
+    if (Object.keys(model.state).length) throw new Error('objective state');
+    loadWeights(path.join(hit.dir, 'weights.safetensors'), model.params);
+    const history = readHistory(path.join(hit.dir, 'history.jsonl'));
+    const final = finalSummary(model, history);
+    if (final.weightsSha256 !== hit.weightsSha256 || final.lossCurveSha256 !== hit.lossCurveSha256)
+      throw new Error('weights or loss curve changed');
+    if (path.resolve(outDir) !== path.resolve(hit.dir)) copyRun(hit.dir, outDir);
+    if (!o.quiet)
+      console.log(
+        `[lab] ${cfg.name}/${cfg.objective.name}: reusing the finished run in ${path.relative(labPath('.'), hit.dir)} (same config, code and backend; it trained in ${hit.trainSeconds.toFixed(0)} s)`,
+      );
+    return {
+      config: cfg,
+      model,
+      history,
+      data,
+      trainSeconds: hit.trainSeconds,
+      final,
+      reusedFrom: hit.dir,
+    };
+  } catch {
+    disposeModel(model);
+    return null;
+  }
+}
+
 /**
  * Train one config (resuming from a checkpoint when asked) and write its run
  * files. On failure (divergence included) the model and optimizer tensors are
@@ -223,6 +282,16 @@ function recentLoss(history: StepRecord[], k: number): number {
 export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): TrainedRun {
   const outDir = o.outDir ? labPath(o.outDir) : undefined; // relative to the repo root
   const ckDir = outDir && path.join(outDir, 'checkpoints');
+  const shape: RunShape = {
+    checkpointEvery: o.checkpointEvery ?? 0,
+    keepLast: o.keepLast ?? 3,
+    evalDuringTraining: o.evalDuringTraining !== false,
+  };
+  const reuse = Boolean(o.reuse && outDir && !o.resume && !o.initFrom);
+  for (const hit of reuse && outDir ? findReusable(cfg, shape) : []) {
+    const reused = outDir ? reuseRun(cfg, o, hit, outDir) : null;
+    if (reused) return reused;
+  }
   const ck = resumePoint(cfg, o, ckDir);
   const data = o.data ?? labData(cfg);
   const { world } = data;
@@ -287,6 +356,14 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
         fsync: true,
       });
       writeJsonAtomic(path.join(outDir, 'final.json'), final);
+      if (reuse)
+        recordReusable(cfg, {
+          ...shape,
+          dir: outDir,
+          trainSeconds,
+          weightsSha256: final.weightsSha256,
+          lossCurveSha256: final.lossCurveSha256,
+        });
     }
     return { config: cfg, model, history, data, trainSeconds, final };
   } catch (e) {
@@ -299,7 +376,7 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
 
 /** Train one config and evaluate it on the whole suite. */
 export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): ExperimentRun {
-  const { model, history, data, trainSeconds, final } = trainExperiment(cfg, o);
+  const { model, history, data, trainSeconds, final, reusedFrom } = trainExperiment(cfg, o);
   const outDir = o.outDir ? labPath(o.outDir) : undefined;
   const { world } = data;
   const results = evaluateSuite(model, world.tokenizer, data.tasks, {
@@ -332,5 +409,6 @@ export function runExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Experi
     final,
     fewShot,
     effectiveRank: rank,
+    ...(reusedFrom ? { reusedFrom } : {}),
   };
 }
