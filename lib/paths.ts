@@ -58,3 +58,13 @@ export function gitCommit(): string {
     return 'unknown';
   }
 }
+
+/** The records of a JSON-lines file (blank lines skipped); [] when it does not exist. */
+export function readJsonl<T>(file: string): T[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as T);
+}

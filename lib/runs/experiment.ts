@@ -31,7 +31,7 @@ import type { ModelConfig } from '../model/index';
 import { loadParams } from '../model/params';
 import { loadWeights, readWeights, weightsBytes } from '../model/safetensors';
 import { createModel, disposeModel, type Model } from '../objectives/model';
-import { labPath, writeAtomic } from '../paths';
+import { labPath, readJsonl, writeAtomic } from '../paths';
 import { Rng } from '../rng';
 import { type StepRecord, trainLoop } from '../train/loop';
 import { createAdamState, disposeAdamState } from '../train/optim';
@@ -226,14 +226,6 @@ function recentLoss(history: StepRecord[], k: number): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
-function readHistory(file: string): StepRecord[] {
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
-}
-
 /**
  * The finished run `hit` loaded into a new model, or null when it does not check
  * out (weights or loss curve other than its final.json says, objective state).
@@ -250,7 +242,7 @@ function reuseRun(
     // an objective's state (LIxP's memory) is not in the weights file: train instead
     if (Object.keys(model.state).length) throw new Error('objective state');
     loadWeights(path.join(hit.dir, 'weights.safetensors'), model.params);
-    const history = readHistory(path.join(hit.dir, 'history.jsonl'));
+    const history = readJsonl<StepRecord>(path.join(hit.dir, 'history.jsonl'));
     const final = finalSummary(model, history);
     if (final.weightsSha256 !== hit.weightsSha256 || final.lossCurveSha256 !== hit.lossCurveSha256)
       throw new Error('weights or loss curve changed');

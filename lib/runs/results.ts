@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type ColumnTable, from, fromArrow, toArrowIPC, toCSV } from 'arquero';
-import { labPath } from '../paths';
+import { labPath, readJsonl } from '../paths';
 import { meanCI } from '../stats';
 import type { RunMeta, RunSpec } from './sweep';
 
@@ -26,15 +26,8 @@ function readJson(file: string): any {
   return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : undefined;
 }
 
-function readHistory(dir: string): Record<string, number>[] {
-  const file = path.join(dir, 'history.jsonl');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
-}
+const readHistory = (dir: string) =>
+  readJsonl<Record<string, number>>(path.join(dir, 'history.jsonl'));
 
 /** Periodic evaluations logged during training (`zeroShotMean`, `zs:<task>`) at their steps. */
 function historyMetrics(history: Record<string, number>[]): [string, number, number][] {
