@@ -279,11 +279,13 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
     keepLast: o.keepLast ?? 3,
     evalDuringTraining: o.evalDuringTraining !== false,
   };
-  const reuse = Boolean(o.reuse && outDir && !o.resume && !o.initFrom);
-  for (const hit of reuse && outDir ? findReusable(cfg, shape) : []) {
-    const reused = outDir ? reuseRun(cfg, o, hit, outDir) : null;
-    if (reused) return reused;
-  }
+  // the folder a reusable run is loaded into and this one recorded from (none: no reuse)
+  const reuseDir = o.reuse && !o.resume && !o.initFrom ? outDir : undefined;
+  if (reuseDir)
+    for (const hit of findReusable(cfg, shape)) {
+      const reused = reuseRun(cfg, o, hit, reuseDir);
+      if (reused) return reused;
+    }
   const ck = resumePoint(cfg, o, ckDir);
   const data = o.data ?? labData(cfg);
   const { world } = data;
@@ -348,10 +350,10 @@ export function trainExperiment(cfg: ExperimentConfig, o: RunOptions = {}): Trai
         fsync: true,
       });
       writeJsonAtomic(path.join(outDir, 'final.json'), final);
-      if (reuse)
+      if (reuseDir)
         recordReusable(cfg, {
           ...shape,
-          dir: outDir,
+          dir: reuseDir,
           trainSeconds,
           weightsSha256: final.weightsSha256,
           lossCurveSha256: final.lossCurveSha256,

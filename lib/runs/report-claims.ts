@@ -190,6 +190,7 @@ const ladderPair = (a: string, b: string, expect: Expect): Claim => ({
 });
 
 const K = [1, 4, 8, 16, 32, 64];
+const PATCH_K = [1, 8, 32]; // sweeps/llip-patches.ts
 
 const LLIP_CLAIMS: Claim[] = [
   {
@@ -243,16 +244,16 @@ const LLIP_CLAIMS: Claim[] = [
     b: 'patches + K=1',
     expect: 'greater',
   },
-  ...[8, 32].map(
+  ...PATCH_K.slice(1).map(
     (k, i): Claim => ({
-      id: `llip.patches.k.${k}-${[1, 8][i]}`,
+      id: `llip.patches.k.${k}-${PATCH_K[i]}`,
       paper: 'Llip',
-      claim: `with the patch tokens in, zero-shot rises with K: K = ${k} > K = ${[1, 8][i]}`,
+      claim: `with the patch tokens in, zero-shot rises with K: K = ${k} > K = ${PATCH_K[i]}`,
       paperSays: `Figure 7 (τ = 1): ${LLIP_PAPER.figure7}`,
       grid: 'llip-patches',
       metric: 'zeroShot',
       a: `patches + K=${k}`,
-      b: `patches + K=${[1, 8][i]}`,
+      b: `patches + K=${PATCH_K[i]}`,
       expect: 'greater',
       group: 'Figure 7: accuracy rises with K, patch tokens in',
     }),

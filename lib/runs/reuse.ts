@@ -51,15 +51,11 @@ function sourceFiles(dir: string): string[] {
     });
 }
 
-let codeKeyMemo: string | null = null;
+let sourcesHash: string | null = null;
 
-/**
- * A hash of everything besides the config that decides a run's bits: lib/'s
- * sources (TypeScript and the native kernels), the installed package versions,
- * the backend line and the LAB_* switches (LAB_NATIVE_ATTN=0 changes last bits).
- */
-export function codeKey(): string {
-  if (codeKeyMemo) return codeKeyMemo;
+/** lib/'s sources (TypeScript and the native kernels) and package-lock.json, hashed once per process. */
+function hashSources(): string {
+  if (sourcesHash) return sourcesHash;
   const h = createHash('sha256');
   const lib = labPath('lib');
   for (const f of sourceFiles(lib)) {
@@ -68,13 +64,26 @@ export function codeKey(): string {
   }
   const lock = labPath('package-lock.json');
   if (fs.existsSync(lock)) h.update(fs.readFileSync(lock));
-  h.update(backendInfo()?.description ?? 'no backend');
-  const lab = Object.entries(process.env).filter(
-    ([k]) => k.startsWith('LAB_') && k !== 'LAB_REUSE_DIR',
-  );
-  h.update(JSON.stringify(lab.sort(([a], [b]) => (a < b ? -1 : 1))));
-  codeKeyMemo = h.digest('hex').slice(0, 12);
-  return codeKeyMemo;
+  sourcesHash = h.digest('hex');
+  return sourcesHash;
+}
+
+/**
+ * A hash of everything besides the config that decides a run's bits: lib/'s
+ * sources, the installed package versions, the backend line and the LAB_*
+ * switches (LAB_NATIVE_ATTN=0 changes last bits). Only the sources are read
+ * once; the backend and the switches are read at each call.
+ */
+export function codeKey(): string {
+  const lab = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('LAB_') && k !== 'LAB_REUSE_DIR')
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  return createHash('sha256')
+    .update(hashSources())
+    .update(backendInfo()?.description ?? 'no backend')
+    .update(JSON.stringify(lab))
+    .digest('hex')
+    .slice(0, 12);
 }
 
 const indexFile = (cfg: ExperimentConfig) =>
