@@ -195,7 +195,9 @@ static napi_value SumRows(napi_env env, napi_callback_info info) {
   if (v[2] == 0) return NULL;
   double *acc = alloc_or_throw(env, (size_t)v[2] * sizeof(double), 1);
   if (acc == NULL) return NULL;
+  SignalGuard guard = hold_signals();
   lab_sum_rows(h.data + v[0], h.data + v[3], v[1], v[2], acc);
+  release_signals(&guard);
   free(acc);
   return NULL;
 }
@@ -389,7 +391,10 @@ static napi_value QuickGelu(napi_env env, napi_callback_info info) {
   int64_t v[3];
   if (!get_heap_ints(env, info, 3, &h, v)) return NULL;
   int64_t offs[2] = {v[0], v[1]}, spans[2] = {v[2], v[2]};
-  if (check_spans(env, &h, offs, spans, 2, "quickGelu")) lab_quick_gelu(h.data + v[0], h.data + v[1], v[2]);
+  if (!check_spans(env, &h, offs, spans, 2, "quickGelu")) return NULL;
+  SignalGuard guard = hold_signals();
+  lab_quick_gelu(h.data + v[0], h.data + v[1], v[2]);
+  release_signals(&guard);
   return NULL;
 }
 
@@ -399,9 +404,10 @@ static napi_value QuickGeluGrad(napi_env env, napi_callback_info info) {
   int64_t v[4];
   if (!get_heap_ints(env, info, 4, &h, v)) return NULL;
   int64_t offs[3] = {v[0], v[1], v[2]}, spans[3] = {v[3], v[3], v[3]};
-  if (check_spans(env, &h, offs, spans, 3, "quickGeluGrad")) {
-    lab_quick_gelu_grad(h.data + v[0], h.data + v[1], h.data + v[2], v[3]);
-  }
+  if (!check_spans(env, &h, offs, spans, 3, "quickGeluGrad")) return NULL;
+  SignalGuard guard = hold_signals();
+  lab_quick_gelu_grad(h.data + v[0], h.data + v[1], h.data + v[2], v[3]);
+  release_signals(&guard);
   return NULL;
 }
 
@@ -419,7 +425,9 @@ static napi_value LayerNorm(napi_env env, napi_callback_info info) {
   int64_t offs[6] = {v[0], v[1], v[2], v[3], v[4], v[5]}, spans[6] = {n, cols, cols, n, n, rows};
   if (rows < 0 || cols < 0 || !check_spans(env, &h, offs, spans, 6, "layerNorm")) return NULL;
   float *d = h.data;
+  SignalGuard guard = hold_signals();
   lab_layer_norm(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], rows, cols, (float)eps);
+  release_signals(&guard);
   return NULL;
 }
 
@@ -434,7 +442,9 @@ static napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   double *acc = alloc_or_throw(env, (size_t)(2 * cols + 1) * sizeof(double), 0);
   if (acc == NULL) return NULL;
   float *d = h.data;
+  SignalGuard guard = hold_signals();
   lab_layer_norm_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], d + v[6], rows, cols, acc);
+  release_signals(&guard);
   free(acc);
   return NULL;
 }
@@ -468,10 +478,12 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
   int64_t spans[4] = {rows * 3 * D, v[1] < 0 ? 0 : a.T * a.T, rows * D, a.B * a.H * a.T * a.T};
   if (!check_spans(env, &h, offs, spans, 4, "attention")) return NULL;
   if (rows == 0 || D == 0) return NULL;
-  float *scratch = alloc_or_throw(env, (size_t)attn_scratch(&a) * sizeof(float), 0);
+  float *scratch = alloc_or_throw(env, (size_t)(lab_threads * attn_scratch(&a)) * sizeof(float), 0);
   if (scratch == NULL) return NULL;
   float *d = h.data;
+  SignalGuard guard = hold_signals();
   lab_attention(d + v[0], v[1] < 0 ? NULL : d + v[1], d + v[2], d + v[3], &a, scratch);
+  release_signals(&guard);
   free(scratch);
   return NULL;
 }
@@ -491,10 +503,12 @@ static napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   int64_t spans[4] = {rows * D, rows * 3 * D, a.B * a.H * a.T * a.T, rows * 3 * D};
   if (!check_spans(env, &h, v, spans, 4, "attentionGrad")) return NULL;
   if (rows == 0 || D == 0) return NULL;
-  float *scratch = alloc_or_throw(env, (size_t)attn_scratch(&a) * sizeof(float), 0);
+  float *scratch = alloc_or_throw(env, (size_t)(lab_threads * attn_scratch(&a)) * sizeof(float), 0);
   if (scratch == NULL) return NULL;
   float *d = h.data;
+  SignalGuard guard = hold_signals();
   lab_attention_grad(d + v[0], d + v[1], d + v[2], d + v[3], &a, scratch);
+  release_signals(&guard);
   free(scratch);
   return NULL;
 }
@@ -527,10 +541,12 @@ static napi_value LlipMixFwd(napi_env env, napi_callback_info info) {
   int64_t spans[5] = {a.T * a.B * E, a.T * a.B * E, a.Bt * E, a.B * a.Bt * E, a.M * a.Bt * a.B * a.T};
   if (!check_spans(env, &h, v, spans, 5, "llipMix")) return NULL;
   if (a.T == 0 || a.B == 0 || a.Bt == 0 || E == 0) return NULL;
-  float *scratch = alloc_or_throw(env, (size_t)llip_scratch(&a) * sizeof(float), 0);
+  float *scratch = alloc_or_throw(env, (size_t)llip_scratch(&a, lab_threads) * sizeof(float), 0);
   if (scratch == NULL) return NULL;
   float *d = h.data;
+  SignalGuard guard = hold_signals();
   lab_llip_mix(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], &a, scratch);
+  release_signals(&guard);
   free(scratch);
   return NULL;
 }
@@ -556,9 +572,11 @@ static napi_value LlipMixGrad(napi_env env, napi_callback_info info) {
     memset(d + v[7], 0, (size_t)(a.Bt * E) * sizeof(float));
     return NULL;
   }
-  float *scratch = alloc_or_throw(env, (size_t)llip_scratch(&a) * sizeof(float), 0);
+  float *scratch = alloc_or_throw(env, (size_t)llip_scratch(&a, lab_threads) * sizeof(float), 0);
   if (scratch == NULL) return NULL;
+  SignalGuard guard = hold_signals();
   lab_llip_mix_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], d + v[6], d + v[7], &a, scratch);
+  release_signals(&guard);
   free(scratch);
   return NULL;
 }
@@ -567,7 +585,10 @@ static napi_value LlipMixGrad(napi_env env, napi_callback_info info) {
 static napi_value RowEntropy(napi_env env, napi_callback_info info) {
   Heap h;
   int64_t v[4];
-  if (get_rows_args(env, info, &h, v, OUT_ROWS, "rowEntropy")) lab_row_entropy(h.data + v[0], h.data + v[3], v[1], v[2]);
+  if (!get_rows_args(env, info, &h, v, OUT_ROWS, "rowEntropy")) return NULL;
+  SignalGuard guard = hold_signals();
+  lab_row_entropy(h.data + v[0], h.data + v[3], v[1], v[2]);
+  release_signals(&guard);
   return NULL;
 }
 
@@ -792,6 +813,9 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
   openblas_set_num_threads((int)n);
 #ifdef LAB_DNNL
   omp_set_num_threads((int)n);
+#endif
+#ifdef _OPENMP
+  lab_threads = (int)n; /* the lab's own kernels split their work only when built with OpenMP */
 #endif
   return NULL;
 }

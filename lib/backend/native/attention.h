@@ -34,10 +34,10 @@ typedef struct {
 
 static inline int64_t att_pad(int64_t n) { return (n + ATT_W - 1) / ATT_W * ATT_W; }
 
-/* Floats of scratch lab_attention / lab_attention_grad need. */
+/* Floats of scratch lab_attention / lab_attention_grad need per thread (whole cache lines: no sharing). */
 static int64_t attn_scratch(const Attn *a) {
   int64_t tp = att_pad(a->T), dp = att_pad(a->dh);
-  return 7 * a->T * dp + 2 * a->dh * tp + 2 * a->T * tp + ATT_W;
+  return att_pad(7 * a->T * dp + 2 * a->dh * tp + 2 * a->T * tp + ATT_W);
 }
 
 /* W floats as one vector (GCC vector extension: AVX-512 / AVX here, split into smaller ones elsewhere). */
@@ -120,14 +120,19 @@ static void att_scatter(const float *x, int64_t dp, int64_t T, int64_t dh, float
 
 /*
  * out [B·T, D] (heads merged) and probs [B·H, T, T] from qkv [B·T, 3D] and an
- * optional additive mask [T, T] (NULL: none). `scratch` holds attn_scratch floats.
+ * optional additive mask [T, T] (NULL: none). `scratch` holds attn_scratch
+ * floats per thread (lab_threads); (image, head) pairs are split over threads.
  */
 static void lab_attention(const float *qkv, const float *mask, float *out, float *probs, const Attn *a,
                           float *scratch) {
-  int64_t T = a->T, dh = a->dh, D = a->H * dh, tp = att_pad(T), dp = att_pad(dh);
-  float *q = scratch, *k = q + T * dp, *v = k + T * dp, *o = v + T * dp, *kt = o + T * dp, *s = kt + dh * tp;
-  for (int64_t b = 0; b < a->B; b++) {
-    for (int64_t h = 0; h < a->H; h++) {
+  int64_t T = a->T, dh = a->dh, D = a->H * dh, tp = att_pad(T), dp = att_pad(dh), per = attn_scratch(a);
+  int par = lab_par(a->B * T * 3 * D);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
+  for (int64_t bh = 0; bh < a->B * a->H; bh++) {
+    int64_t b = bh / a->H, h = bh % a->H;
+    float *q = scratch + lab_thread_id() * per, *k = q + T * dp, *v = k + T * dp, *o = v + T * dp;
+    float *kt = o + T * dp, *s = kt + dh * tp;
+    {
       att_gather(qkv, a, b, h, 0, a->scale, q, dp);
       att_gather(qkv, a, b, h, 1, 1.0f, k, dp);
       att_gather(qkv, a, b, h, 2, 1.0f, v, dp);
@@ -151,14 +156,17 @@ static void lab_attention(const float *qkv, const float *mask, float *out, float
   }
 }
 
-/* dqkv [B·T, 3D] from dy [B·T, D] (the merged heads' gradient), qkv and probs of the forward. */
+/* dqkv [B·T, 3D] from dy [B·T, D] (the merged heads' gradient), qkv and probs of the forward; scratch as above. */
 static void lab_attention_grad(const float *dy, const float *qkv, const float *probs, float *dqkv, const Attn *a,
                                float *scratch) {
-  int64_t T = a->T, dh = a->dh, D = a->H * dh, tp = att_pad(T), dp = att_pad(dh);
-  float *q = scratch, *k = q + T * dp, *v = k + T * dp, *g = v + T * dp, *dq = g + T * dp, *dk = dq + T * dp;
-  float *dv = dk + T * dp, *vt = dv + T * dp, *ds = vt + dh * tp;
-  for (int64_t b = 0; b < a->B; b++) {
-    for (int64_t h = 0; h < a->H; h++) {
+  int64_t T = a->T, dh = a->dh, D = a->H * dh, tp = att_pad(T), dp = att_pad(dh), per = attn_scratch(a);
+  int par = lab_par(a->B * T * 4 * D);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
+  for (int64_t bh = 0; bh < a->B * a->H; bh++) {
+    int64_t b = bh / a->H, h = bh % a->H;
+    float *q = scratch + lab_thread_id() * per, *k = q + T * dp, *v = k + T * dp, *g = v + T * dp;
+    float *dq = g + T * dp, *dk = dq + T * dp, *dv = dk + T * dp, *vt = dv + T * dp, *ds = vt + dh * tp;
+    {
       att_gather(qkv, a, b, h, 0, a->scale, q, dp);
       att_gather(qkv, a, b, h, 1, 1.0f, k, dp);
       att_gather(qkv, a, b, h, 2, 1.0f, v, dp);

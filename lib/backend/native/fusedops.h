@@ -103,6 +103,8 @@ static void lab_adamw_multi(float *d, const AdamWSlot *s, int64_t count, const A
 
 /* y = x · σ(a x) */
 static void lab_quick_gelu(const float *x, float *y, int64_t n) {
+  int par = lab_par(2 * n);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
   for (int64_t i = 0; i < n; i++) {
     float s = 1.0f / (1.0f + lab_expf(-(x[i] * QUICK_GELU_A)));
     y[i] = x[i] * s;
@@ -111,6 +113,8 @@ static void lab_quick_gelu(const float *x, float *y, int64_t n) {
 
 /* dx = dy · (σ(a x) + (a x) σ(a x) (1 − σ(a x))) */
 static void lab_quick_gelu_grad(const float *dy, const float *x, float *dx, int64_t n) {
+  int par = lab_par(3 * n);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
   for (int64_t i = 0; i < n; i++) {
     float ax = x[i] * QUICK_GELU_A;
     float s = 1.0f / (1.0f + lab_expf(-ax));
@@ -139,6 +143,8 @@ static float row_dot(const float *x, const float *y, int64_t n) {
  */
 static void lab_layer_norm(const float *x, const float *g, const float *b, float *y, float *xhat, float *rstd,
                            int64_t rows, int64_t cols, float eps) {
+  int par = lab_par(3 * rows * cols);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float *hr = xhat + r * cols, *yr = y + r * cols;
@@ -154,29 +160,65 @@ static void lab_layer_norm(const float *x, const float *g, const float *b, float
   }
 }
 
-/*
- * dx = rstd · (gy − mean(gy) − x̂ · mean(gy · x̂)) with gy = dy · γ;
- * dγ = Σ_rows dy · x̂, dβ = Σ_rows dy (in double). `acc` holds 2·cols doubles of scratch.
- */
-static void lab_layer_norm_grad(const float *dy, const float *xhat, const float *rstd, const float *g, float *dx,
-                                float *dg, float *db, int64_t rows, int64_t cols, double *acc) {
-  double *ag = acc, *ab = acc + cols;
-  for (int64_t j = 0; j < 2 * cols; j++) acc[j] = 0.0;
-  for (int64_t r = 0; r < rows; r++) {
+/* The rows [r0, r1) of dx = rstd · (gy − mean(gy) − x̂ · mean(gy · x̂)), gy = dy · γ; with acc: also Σ dy · x̂, Σ dy. */
+static void ln_grad_rows(const float *dy, const float *xhat, const float *rstd, const float *g, float *dx,
+                         int64_t r0, int64_t r1, int64_t cols, double *ag, double *ab) {
+  for (int64_t r = r0; r < r1; r++) {
     const float *dyr = dy + r * cols, *hr = xhat + r * cols;
     float *dxr = dx + r * cols;
     for (int64_t j = 0; j < cols; j++) {
       dxr[j] = dyr[j] * g[j]; /* gy, kept in dx until the row's means are known */
-      ag[j] += (double)(dyr[j] * hr[j]);
-      ab[j] += (double)dyr[j];
+      if (ag != NULL) {
+        ag[j] += (double)(dyr[j] * hr[j]);
+        ab[j] += (double)dyr[j];
+      }
     }
     float mean_g = row_sum(dxr, cols) / (float)cols;
     float mean_gx = row_dot(dxr, hr, cols) / (float)cols;
     for (int64_t j = 0; j < cols; j++) dxr[j] = rstd[r] * ((dxr[j] - mean_g) - hr[j] * mean_gx);
   }
-  for (int64_t j = 0; j < cols; j++) {
-    dg[j] = (float)ag[j];
-    db[j] = (float)ab[j];
+}
+
+/*
+ * dx as above; dγ = Σ_rows dy · x̂, dβ = Σ_rows dy in double, each column in
+ * row order. One thread: one pass, sums in `acc` (2·cols doubles). More: rows
+ * split over threads for dx, then blocks of columns for the sums (same bits).
+ */
+static void lab_layer_norm_grad(const float *dy, const float *xhat, const float *rstd, const float *g, float *dx,
+                                float *dg, float *db, int64_t rows, int64_t cols, double *acc) {
+  int par = lab_par(3 * rows * cols);
+  if (par == 1) {
+    double *ag = acc, *ab = acc + cols;
+    for (int64_t j = 0; j < 2 * cols; j++) acc[j] = 0.0;
+    ln_grad_rows(dy, xhat, rstd, g, dx, 0, rows, cols, ag, ab);
+    for (int64_t j = 0; j < cols; j++) {
+      dg[j] = (float)ag[j];
+      db[j] = (float)ab[j];
+    }
+    return;
+  }
+  int64_t cw = ((cols + par - 1) / par + 15) / 16 * 16; /* columns per block: cols / par, whole cache lines */
+  cw = cw < COL_BLOCK ? cw : COL_BLOCK;
+#pragma omp parallel num_threads(par)
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t r = 0; r < rows; r++) ln_grad_rows(dy, xhat, rstd, g, dx, r, r + 1, cols, NULL, NULL);
+#pragma omp for schedule(static)
+    for (int64_t j0 = 0; j0 < cols; j0 += cw) {
+      int64_t w = cols - j0 < cw ? cols - j0 : cw;
+      double sg[COL_BLOCK] = {0}, sb[COL_BLOCK] = {0}; /* this thread's own: no cache line shared with another */
+      for (int64_t r = 0; r < rows; r++) {
+        const float *dyr = dy + r * cols + j0, *hr = xhat + r * cols + j0;
+        for (int64_t j = 0; j < w; j++) {
+          sg[j] += (double)(dyr[j] * hr[j]);
+          sb[j] += (double)dyr[j];
+        }
+      }
+      for (int64_t j = 0; j < w; j++) {
+        dg[j0 + j] = (float)sg[j];
+        db[j0 + j] = (float)sb[j];
+      }
+    }
   }
 }
 

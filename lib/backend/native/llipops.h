@@ -55,11 +55,17 @@ static void llip_gemm(int64_t rows, int64_t ncols, int64_t K, const float *a, in
   }
 }
 
-/* Floats of scratch lab_llip_mix / lab_llip_mix_grad need. */
-static int64_t llip_scratch(const LlipMix *a) {
+/* Floats of scratch lab_llip_mix / lab_llip_mix_grad share: Q/τ and Σ_i ds K per head. */
+static int64_t llip_shared(const LlipMix *a) { return att_pad(2 * a->M * a->Bt * llip_dp(a)); }
+
+/* Floats of scratch each thread needs beside (whole cache lines: no sharing). */
+static int64_t llip_per_thread(const LlipMix *a) {
   int64_t dp = llip_dp(a), tp = att_pad(a->T);
-  return 2 * a->M * a->Bt * dp + 4 * a->T * dp + 2 * a->dh * tp + 3 * a->Bt * tp + 3 * a->Bt * dp;
+  return att_pad(4 * a->T * dp + 2 * a->dh * tp + 3 * a->Bt * tp + 3 * a->Bt * dp);
 }
+
+/* Floats of scratch a call needs with `threads` threads. */
+static int64_t llip_scratch(const LlipMix *a, int threads) { return llip_shared(a) + threads * llip_per_thread(a); }
 
 /*
  * mixed [B, Bt, E] (heads merged) and phi [M, Bt, B, T] from keys, values
@@ -68,15 +74,18 @@ static int64_t llip_scratch(const LlipMix *a) {
 static void lab_llip_mix(const float *keys, const float *values, const float *q, float *mixed, float *phi,
                          const LlipMix *a, float *scratch) {
   int64_t T = a->T, B = a->B, Bt = a->Bt, M = a->M, dh = a->dh, E = M * dh, dp = llip_dp(a), tp = att_pad(T);
-  float *qh = scratch;           /* [M][Bt, dp]: Q/τ per head */
-  float *kt = qh + M * Bt * dp;  /* [dh, tp] */
-  float *v = kt + dh * tp;       /* [T, dp] */
-  float *s = v + T * dp;         /* [Bt, tp] */
-  float *p = s + Bt * tp;        /* [Bt, T] */
-  float *o = p + Bt * tp;        /* [Bt, dp] */
+  float *qh = scratch; /* [M][Bt, dp]: Q/τ per head */
   for (int64_t m = 0; m < M; m++) llip_gather(q + m * dh, E, Bt, dh, dp, a->tau, qh + m * Bt * dp);
-  for (int64_t i = 0; i < B; i++) {
-    for (int64_t m = 0; m < M; m++) {
+  int par = lab_par(M * Bt * B * T);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
+  for (int64_t im = 0; im < B * M; im++) { /* (image, head) pairs split over threads */
+    int64_t i = im / M, m = im % M;
+    float *kt = scratch + llip_shared(a) + lab_thread_id() * llip_per_thread(a); /* [dh, tp] */
+    float *v = kt + dh * tp;                                                      /* [T, dp] */
+    float *s = v + T * dp;                                                        /* [Bt, tp] */
+    float *p = s + Bt * tp;                                                       /* [Bt, T] */
+    float *o = p + Bt * tp;                                                       /* [Bt, dp] */
+    {
       const float *ki = keys + i * E + m * dh, *vi = values + i * E + m * dh;
       for (int64_t c = 0; c < dh; c++) {
         float *dst = kt + c * tp;
@@ -104,20 +113,23 @@ static void lab_llip_mix_grad(const float *dy, const float *keys, const float *v
                               const float *phi, float *dkeys, float *dvalues, float *dq, const LlipMix *a,
                               float *scratch) {
   int64_t T = a->T, B = a->B, Bt = a->Bt, M = a->M, dh = a->dh, E = M * dh, dp = llip_dp(a), tp = att_pad(T);
-  float *qh = scratch;            /* [M][Bt, dp] */
-  float *dqa = qh + M * Bt * dp;  /* [M][Bt, dp]: Σ_i ds K */
-  float *k = dqa + M * Bt * dp;   /* [T, dp] */
-  float *vt = k + T * dp;         /* [dh, tp] */
-  float *dk = vt + dh * tp;       /* [T, dp] */
-  float *dv = dk + T * dp;        /* [T, dp] */
-  float *p = dv + T * dp;         /* [Bt, T] (tp room) */
-  float *ds = p + Bt * tp;        /* [Bt, tp] */
-  float *g = ds + Bt * tp;        /* [Bt, dp] */
-  float *t = g + Bt * dp;         /* [Bt, dp] */
+  float *qh = scratch;           /* [M][Bt, dp] */
+  float *dqa = qh + M * Bt * dp; /* [M][Bt, dp]: Σ_i ds K */
   for (int64_t m = 0; m < M; m++) llip_gather(q + m * dh, E, Bt, dh, dp, a->tau, qh + m * Bt * dp);
   memset(dqa, 0, (size_t)(M * Bt * dp) * sizeof(float));
-  for (int64_t i = 0; i < B; i++) {
-    for (int64_t m = 0; m < M; m++) {
+  int par = lab_par(2 * M * Bt * B * T);
+  /* Heads split over threads; each head sums Σ_i ds K over images in order (same bits for any count). */
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
+  for (int64_t m = 0; m < M; m++) {
+    float *k = scratch + llip_shared(a) + lab_thread_id() * llip_per_thread(a); /* [T, dp] */
+    float *vt = k + T * dp;                                                      /* [dh, tp] */
+    float *dk = vt + dh * tp;                                                    /* [T, dp] */
+    float *dv = dk + T * dp;                                                     /* [T, dp] */
+    float *p = dv + T * dp;                                                      /* [Bt, T] (tp room) */
+    float *ds = p + Bt * tp;                                                     /* [Bt, tp] */
+    float *g = ds + Bt * tp;                                                     /* [Bt, dp] */
+    float *t = g + Bt * dp;                                                      /* [Bt, dp] */
+    for (int64_t i = 0; i < B; i++) {
       const float *ki = keys + i * E + m * dh, *vi = values + i * E + m * dh;
       llip_gather(ki, B * E, T, dh, dp, 0.0f, k);
       for (int64_t c = 0; c < dh; c++) {
@@ -180,6 +192,8 @@ static inline float lab_logf(float x) {
 
 /* out[r] = −Σ_k x[r, k] log(x[r, k] + 1e-30) for x [rows, cols] of probabilities (0 log 0 = 0). */
 static void lab_row_entropy(const float *x, float *out, int64_t rows, int64_t cols) {
+  int par = lab_par(rows * cols);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float acc[LANES] = {0};

@@ -17,6 +17,32 @@
 #endif
 #include <stdint.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/*
+ * Threads for the lab's own kernels as well as the matmuls (setThreads). The
+ * kernels split their work with OpenMP when the addon is built with it (with
+ * oneDNN), always so that each output element is computed by one thread in the
+ * same order as with one: the bits never depend on the thread count.
+ */
+static int lab_threads = 1;
+
+/* Floats a kernel must touch before a second thread pays for its wake-up (~10 µs). */
+#define LAB_PAR_MIN 65536
+
+/* Threads to split a kernel touching `work` floats over. */
+static inline int lab_par(int64_t work) { return work >= LAB_PAR_MIN ? lab_threads : 1; }
+
+/* This thread's index inside a parallel region (0 outside one). */
+static inline int lab_thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
 
 /*
  * Which sgemm runs the matmuls. oneDNN (built in when dnnl.h was found) picks
@@ -89,7 +115,7 @@ typedef struct {
 static SignalGuard hold_signals(void) {
   SignalGuard guard = {0};
 #ifdef LAB_DNNL
-  if (gemm_impl == GEMM_DNNL) {
+  if (gemm_impl == GEMM_DNNL || lab_threads > 1) { /* OpenMP workers are born inside a region: block there too */
     sigset_t all;
     sigfillset(&all);
     guard.active = pthread_sigmask(SIG_BLOCK, &all, &guard.saved) == 0;

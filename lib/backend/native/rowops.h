@@ -20,6 +20,7 @@
 #define EXP_LO -87.3f
 #define EXP_HI 88.3f
 #define LANES 8
+#define COL_BLOCK 64 /* most columns one thread's block of column sums holds */
 
 /*
  * exp(x): 2^n · e^r with |r| <= ln2 / 2 for x in [EXP_LO, EXP_HI], +inf above
@@ -112,11 +113,28 @@ static void lab_softmax_rows(const float *x, float *out, int64_t rows, int64_t c
  * the inner loop streams memory and vectorises.
  */
 static void lab_sum_rows(const float *x, float *out, int64_t rows, int64_t cols, double *acc) {
-  const float *src = x;
-  for (int64_t i = 0; i < rows; i++, src += cols) {
-    for (int64_t j = 0; j < cols; j++) acc[j] += src[j];
+  int par = lab_par(rows * cols);
+  if (par == 1) {
+    const float *src = x;
+    for (int64_t i = 0; i < rows; i++, src += cols) {
+      for (int64_t j = 0; j < cols; j++) acc[j] += src[j];
+    }
+    for (int64_t j = 0; j < cols; j++) out[j] = (float)acc[j];
+    return;
   }
-  for (int64_t j = 0; j < cols; j++) out[j] = (float)acc[j];
+  /* Blocks of columns split over threads, each column still summed in row order (same bits). */
+  int64_t cw = ((cols + par - 1) / par + 15) / 16 * 16;
+  cw = cw < COL_BLOCK ? cw : COL_BLOCK;
+#pragma omp parallel for schedule(static) num_threads(par)
+  for (int64_t j0 = 0; j0 < cols; j0 += cw) {
+    int64_t w = cols - j0 < cw ? cols - j0 : cw;
+    double s[COL_BLOCK] = {0}; /* this thread's own: no cache line shared with another */
+    for (int64_t i = 0; i < rows; i++) {
+      const float *src = x + i * cols + j0;
+      for (int64_t j = 0; j < w; j++) s[j] += src[j];
+    }
+    for (int64_t j = 0; j < w; j++) out[j0 + j] = (float)s[j];
+  }
 }
 
 /* out[i] = sum_j x[i, j] of a [rows, cols] matrix (a reduction over trailing axes). */

@@ -1,0 +1,137 @@
+/**
+ * The native kernels that split their work over threads (attention, layer
+ * norm, quick GELU, the leading-axis Sum, Llip's mixing and row entropy) give
+ * the same bits with 1, 2 or 3 threads: each output element is computed by one
+ * thread in the order one thread takes. Inputs are sized past LAB_PAR_MIN
+ * (matmul.h), so the split really happens. Skipped without the native kernels.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { backendInfo } from '../lib/backend/index';
+import {
+  ATTENTION,
+  ATTENTION_GRAD,
+  hasKernel,
+  LAYER_NORM,
+  LAYER_NORM_GRAD,
+  LLIP_MIX,
+  LLIP_MIX_GRAD,
+  QUICK_GELU,
+  QUICK_GELU_GRAD,
+  ROW_ENTROPY,
+  runFused,
+} from '../lib/backend/kernels';
+import { type BlasAddon, loadAddon } from '../lib/backend/native';
+import { Rng } from '../lib/rng';
+import { setup } from './helpers';
+
+let addon: BlasAddon | null = null;
+
+before(async () => {
+  await setup();
+  const loaded = loadAddon();
+  if (backendInfo()?.native && !('error' in loaded)) addon = loaded.addon;
+});
+
+after(() => addon?.setThreads(backendInfo()?.threads ?? 1));
+
+function rand(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
+  const rng = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.uniform()),
+    shape,
+  );
+}
+
+/** Every output of `run` as raw bits, with `threads` threads. */
+function bitsWith(threads: number, run: () => tf.Tensor[]): Uint32Array[] {
+  addon!.setThreads(threads);
+  return tf
+    .tidy(() => run())
+    .map((t) => {
+      const bits = new Uint32Array(t.dataSync().slice().buffer);
+      t.dispose();
+      return bits;
+    });
+}
+
+/** Asserts `run` gives the same bits at 1, 2 and 3 threads. */
+function sameBits(name: string, run: () => tf.Tensor[]): void {
+  const one = bitsWith(1, run);
+  for (const threads of [2, 3]) {
+    const many = bitsWith(threads, run);
+    assert.equal(many.length, one.length);
+    many.forEach((bits, i) => {
+      const at = bits.findIndex((b, j) => b !== one[i][j]);
+      assert.equal(at, -1, `${name}: output ${i} differs at element ${at} with ${threads} threads`);
+    });
+  }
+}
+
+function skip(t: { skip: (why: string) => void }, names: string[]): boolean {
+  if (!addon) {
+    t.skip('no native kernels');
+    return true;
+  }
+  const missing = names.filter((n) => !hasKernel(n));
+  if (missing.length) t.skip(`no ${missing.join(', ')}`);
+  return missing.length > 0;
+}
+
+test('threads: attention forward and backward, same bits for any thread count', (t) => {
+  if (skip(t, [ATTENTION, ATTENTION_GRAD])) return;
+  const [B, T, H, dh] = [64, 17, 4, 16]; // 64·17·3·64 floats of qkv, past LAB_PAR_MIN
+  const qkv = rand([B * T, 3 * H * dh], 1);
+  const mask = tf.tidy(() => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9));
+  const dy = rand([B * T, H * dh], 2);
+  const attrs = { batch: B, heads: H, scale: 0.25 };
+  sameBits('attention', () => {
+    const [out, probs] = runFused(ATTENTION, { qkv, mask }, attrs);
+    return [out, probs, ...runFused(ATTENTION_GRAD, { dy, qkv, probs }, attrs)];
+  });
+  tf.dispose([qkv, mask, dy]);
+});
+
+test('threads: layer norm, quick GELU and the leading-axis Sum, same bits for any thread count', (t) => {
+  if (skip(t, [LAYER_NORM, LAYER_NORM_GRAD, QUICK_GELU, QUICK_GELU_GRAD])) return;
+  const [N, D] = [1100, 72]; // 72 columns: blocks of 48 and 24 at 2 threads, 32/32/8 at 3
+  const x = rand([N, D], 3, -3, 3);
+  const gamma = rand([D], 4);
+  const beta = rand([D], 5);
+  const dy = rand([N, D], 6);
+  sameBits('layer norm', () => {
+    const [y, xhat, rstd] = runFused(LAYER_NORM, { x, gamma, beta }, { eps: 1e-5 });
+    return [y, xhat, rstd, ...runFused(LAYER_NORM_GRAD, { dy, xhat, rstd, gamma })];
+  });
+  sameBits('quick GELU', () => [
+    ...runFused(QUICK_GELU, { x }),
+    ...runFused(QUICK_GELU_GRAD, { dy, x }),
+  ]);
+  sameBits('Sum over the leading axis', () => [
+    tf.sum(dy, 0),
+    tf.sum(tf.reshape(x, [N / 4, 4 * D]), 0),
+  ]);
+  tf.dispose([x, gamma, beta, dy]);
+});
+
+test("threads: Llip's mixing and row entropy, same bits for any thread count", (t) => {
+  if (skip(t, [LLIP_MIX, LLIP_MIX_GRAD, ROW_ENTROPY])) return;
+  const [T, B, Bt, M, dh] = [8, 48, 48, 4, 8]; // Φ has 4·48·48·8 floats, past LAB_PAR_MIN
+  const keys = rand([T, B, M * dh], 7);
+  const values = rand([T, B, M * dh], 8);
+  const q = rand([Bt, M * dh], 9);
+  const dy = rand([B, Bt, M * dh], 10);
+  const attrs = { heads: M, tau: 0.5 };
+  sameBits('Llip mixing', () => {
+    const [mixed, phi] = runFused(LLIP_MIX, { keys, values, q }, attrs);
+    return [
+      mixed,
+      phi,
+      ...runFused(LLIP_MIX_GRAD, { dy, keys, values, q, phi }, attrs),
+      ...runFused(ROW_ENTROPY, { x: phi }),
+    ];
+  });
+  tf.dispose([keys, values, q, dy]);
+});
