@@ -1,14 +1,17 @@
 /**
  * Lab vs PyTorch on one model and objective: same initial weights, same
- * batches, same AdamW schedule; steps alternate lab / each PyTorch setup (1 and
- * 2 threads, BLAS pins as set and unset) round by round, rotating who goes
- * first, so load from other processes hits all alike. The yardstick is the
- * fastest PyTorch setup; every setup's losses must agree with the lab's.
+ * batches, same AdamW schedule; steps alternate the lab at each thread count
+ * (1 and every core) / each PyTorch setup (1 and 2 threads, BLAS pins as set
+ * and unset) round by round, rotating who goes first, so load from other
+ * processes hits all alike. Each side at its fastest: the lab's fastest
+ * thread count against the fastest PyTorch setup (the yardstick); every
+ * side's losses must agree with the lab's.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { setNativeThreads } from '../lib/backend/native';
 import type { World } from '../lib/data/world';
 import { disposeParams } from '../lib/model/index';
 import { createAdamState, disposeAdamState } from '../lib/train/optim';
@@ -37,6 +40,7 @@ export interface Plan {
 
 export interface SideResult {
   name: string;
+  labThreads?: number; // lab sides: the thread count it ran with
   setup?: TorchSetup; // PyTorch sides
   parallelism: number; // median CPU ms / wall ms per step: the threads it really used
   /** peak memory: PyTorch its process's peak RSS over this case; the lab its process's (it only grows) */
@@ -56,12 +60,13 @@ export interface CaseResult {
   objective: string; // the objective, for tables
   gflopPerStep: number;
   steps: number;
-  sides: SideResult[]; // lab first, then each PyTorch setup
+  sides: SideResult[]; // the lab at each thread count first, then each PyTorch setup
+  lab: string; // the fastest lab side: the lab's number
   best: string; // the fastest PyTorch side: the yardstick
-  ratioToBestTorch: number; // lab wall ms / the yardstick's
+  ratioToBestTorch: number; // the fastest lab side's wall ms / the yardstick's
   /** lab wall ms / PyTorch's, per BLAS environment (its faster thread count) */
   ratioByBlas: Record<string, number>;
-  cpuRatioToTorch1: number; // lab CPU ms / the fastest 1-thread PyTorch side's CPU ms: the load-robust ratio
+  cpuRatioToTorch1: number; // the lab's least CPU ms / the fastest 1-thread PyTorch side's CPU ms: the load-robust ratio
   loss: { lab: number; torch: number[]; maxAbsDiff: number; ok: boolean };
   memory: {
     labRssMiB: number; // process peak so far
@@ -80,12 +85,14 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function labRunner(c: BenchCase, world: World, total: number) {
+/** The lab's training at `threads` threads, on its own copy of the model and AdamW state (null: as set up). */
+function labRunner(c: BenchCase, world: World, total: number, threads: number | null) {
   const model = benchModel(c, world);
   const batches = fixedBatches(world, c.batch, 2);
   const adam = createAdamState(model.params);
   const optim = benchOptim();
   const run: Runner = async (from, to) => {
+    if (threads !== null) setNativeThreads(threads);
     const [ms, cpuMs, loss]: number[][] = [[], [], []];
     for (let s = from; s < to; s++) {
       const [t0, c0] = [performance.now(), process.cpuUsage()];
@@ -109,20 +116,31 @@ function wasmHeapBytes(): number {
   return b.wasm ? b.wasm.HEAPF32.buffer.byteLength : 0;
 }
 
+/** "lab, 2 threads": a lab side's name in the tables ("lab" when the backend has one thread count). */
+export function labSideName(threads: number | null): string {
+  return threads === null ? 'lab' : `lab, ${threads} thread${threads === 1 ? '' : 's'}`;
+}
+
+/**
+ * `labThreads`: the thread counts the lab runs at, each a side of its own
+ * (null: one side, the backend as set up; the native kernels' counts need them loaded).
+ */
 export async function compareCase(
   c: BenchCase,
   world: World,
   torch: TorchServer[],
   plan: Plan,
+  labThreads: (number | null)[] = [null],
 ): Promise<CaseResult> {
   const total = plan.warmup + plan.rounds * plan.perRound;
-  const lab = labRunner(c, world, total);
+  const labs = labThreads.map((n) => labRunner(c, world, total, n));
+  const lab = labs[0];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lab-bench-${c.key}-`));
   writeShared(dir, c, lab.model, lab.batches, total);
   for (const t of torch) await t.load(c.key, dir);
   fs.rmSync(dir, { recursive: true, force: true });
   const runners: [string, Runner][] = [
-    ['lab', lab.run],
+    ...labs.map((l, i): [string, Runner] => [labSideName(labThreads[i]), l.run]),
     ...torch.map((t): [string, Runner] => [setupName(t.setup), (f, e) => t.steps(c.key, f, e)]),
   ];
   const ms: number[][] = runners.map(() => []);
@@ -151,15 +169,16 @@ export async function compareCase(
     stepPeakMiB: (state + stepPeak) / 2 ** 20,
     torchRssMiB: await Promise.all(torch.map((t) => t.maxRssMiB())),
   };
-  lab.dispose();
+  for (const l of labs) l.dispose();
   const names = runners.map(([name]) => name);
   const setups = torch.map((t) => t.setup);
-  return summarize(c, names, setups, { ms, cpu, losses }, total, memory);
+  return summarize(c, names, labThreads, setups, { ms, cpu, losses }, total, memory);
 }
 
 function summarize(
   c: BenchCase,
   names: string[],
+  labThreads: (number | null)[],
   setups: TorchSetup[],
   times: { ms: number[][]; cpu: number[][]; losses: number[][] },
   steps: number,
@@ -167,41 +186,50 @@ function summarize(
 ): CaseResult {
   const { ms, cpu, losses } = times;
   const flops = stepFlops(c.model, c.batch, c.objective);
+  const nLab = labThreads.length;
   const sides: SideResult[] = names.map((name, i) => {
     const msPerStep = median(ms[i]);
     const gflops = flops / 1e9 / (msPerStep / 1000);
+    const threads = labThreads[i];
     return {
       name,
-      ...(i > 0 ? { setup: setups[i - 1] } : {}),
+      ...(i < nLab
+        ? threads === null
+          ? {}
+          : { labThreads: threads }
+        : { setup: setups[i - nLab] }),
       msPerStep,
       ms: ms[i],
       cpuMsPerStep: median(cpu[i]),
       cpuMs: cpu[i],
       parallelism: median(cpu[i].map((x, k) => x / ms[i][k])),
-      peakRssMiB: i === 0 ? memory.labRssMiB : memory.torchRssMiB[i - 1],
+      peakRssMiB: i < nLab ? memory.labRssMiB : memory.torchRssMiB[i - nLab],
       gflops,
       peakFraction: gflops / PEAK_GFLOPS,
       losses: losses[i],
     };
   });
-  const [labL, ...torchL] = losses;
+  const [labL, ...others] = losses; // every other side against the first lab side, lab sides too
+  const torchL = others.slice(nLab - 1);
   let maxAbsDiff = 0;
   let ok = true;
-  for (const t of torchL) {
+  for (const t of others) {
     labL.forEach((l, s) => {
       const d = Math.abs(l - t[s]);
       maxAbsDiff = Math.max(maxAbsDiff, d);
       if (!(d <= LOSS_ABS + LOSS_REL * Math.abs(t[s]))) ok = false;
     });
   }
-  const torchSides = sides.slice(1);
+  const labSides = sides.slice(0, nLab);
+  const torchSides = sides.slice(nLab);
   const fastest = (xs: SideResult[], key: 'msPerStep' | 'cpuMsPerStep' = 'msPerStep') =>
     xs.reduce((a, b) => (b[key] < a[key] ? b : a));
+  const lab = fastest(labSides);
   const best = fastest(torchSides);
   const ratioByBlas: Record<string, number> = {};
   for (const b of new Set(setups.map((s) => s.blas)))
     ratioByBlas[b] =
-      sides[0].msPerStep / fastest(torchSides.filter((s) => s.setup?.blas === b)).msPerStep;
+      lab.msPerStep / fastest(torchSides.filter((s) => s.setup?.blas === b)).msPerStep;
   const oneThread = torchSides.filter((s) => s.setup?.threads === 1);
   return {
     key: c.key,
@@ -210,10 +238,13 @@ function summarize(
     gflopPerStep: flops / 1e9,
     steps,
     sides,
+    lab: lab.name,
     best: best.name,
-    ratioToBestTorch: sides[0].msPerStep / best.msPerStep,
+    ratioToBestTorch: lab.msPerStep / best.msPerStep,
     ratioByBlas,
-    cpuRatioToTorch1: sides[0].cpuMsPerStep / fastest(oneThread, 'cpuMsPerStep').cpuMsPerStep,
+    cpuRatioToTorch1:
+      fastest(labSides, 'cpuMsPerStep').cpuMsPerStep /
+      fastest(oneThread, 'cpuMsPerStep').cpuMsPerStep,
     loss: { lab: labL.at(-1)!, torch: torchL.map((t) => t.at(-1)!), maxAbsDiff, ok },
     memory,
   };

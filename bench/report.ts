@@ -120,14 +120,15 @@ export function summaryTable(cases: CaseResult[]): string {
           .join('')
       : '';
   const rows = cases.map((c) => {
-    const lab = c.sides[0];
+    const lab = c.sides.find((s) => s.name === (c.lab ?? 'lab')) ?? c.sides[0]; // results before the lab had thread sides: one 'lab'
+    const threads = lab.labThreads === undefined ? '' : ` (${lab.name.replace('lab, ', '')})`;
     const best = c.sides.find((s) => s.name === c.best)!;
     const byBlas = blas.length > 1 ? blas.map((b) => ` ${ratio(c.ratioByBlas[b])} |`).join('') : '';
     const torchPeak = Math.max(...c.memory.torchRssMiB);
-    return `| ${c.label} | ${c.objective} | ${f0(lab.msPerStep)} | ${f0(best.msPerStep)} (${best.name.replace('PyTorch ', '')}) | **${ratio(c.ratioToBestTorch)}** |${byBlas} ${ratio(c.cpuRatioToTorch1)} | ${f0(c.memory.labRssMiB)} / ${f0(c.memory.stepPeakMiB)} | ${f0(best.peakRssMiB)} (max ${f0(torchPeak)}) | ${c.loss.ok ? 'ok' : 'MISMATCH'} (${c.loss.maxAbsDiff.toExponential(1)}) |`;
+    return `| ${c.label} | ${c.objective} | ${f0(lab.msPerStep)}${threads} | ${f0(best.msPerStep)} (${best.name.replace('PyTorch ', '')}) | **${ratio(c.ratioToBestTorch)}** |${byBlas} ${ratio(c.cpuRatioToTorch1)} | ${f0(c.memory.labRssMiB)} / ${f0(c.memory.stepPeakMiB)} | ${f0(best.peakRssMiB)} (max ${f0(torchPeak)}) | ${c.loss.ok ? 'ok' : 'MISMATCH'} (${c.loss.maxAbsDiff.toExponential(1)}) |`;
   });
   return [
-    `| model | objective | lab ms/step | fastest PyTorch ms/step (setup) | lab / fastest PyTorch |${head} lab CPU / fastest 1-thread PyTorch CPU | lab peak MiB: RSS / tensor buffers in a step | PyTorch peak RSS MiB, fastest setup (max over setups) | losses agree (max abs diff) |`,
+    `| model | objective | fastest lab ms/step (threads) | fastest PyTorch ms/step (setup) | lab / fastest PyTorch |${head} lab CPU / fastest 1-thread PyTorch CPU | lab peak MiB: RSS / tensor buffers in a step | PyTorch peak RSS MiB, fastest setup (max over setups) | losses agree (max abs diff) |`,
     `|---|---|---|---|---|${blas.length > 1 ? blas.map(() => '---|').join('') : ''}---|---|---|---|`,
     ...rows,
   ].join('\n');
@@ -136,8 +137,14 @@ export function summaryTable(cases: CaseResult[]): string {
 export function trainingTable(cases: CaseResult[]): string {
   const rows = cases.flatMap((c) =>
     c.sides.map((s, i) => {
-      const r = i === 0 ? `**${ratio(c.ratioToBestTorch)}**` : s.name === c.best ? 'yardstick' : '';
-      const mem = i === 0 ? labMemory(c) : `${f0(s.peakRssMiB)} MiB RSS`;
+      const isLab = s.setup === undefined;
+      const best = c.sides.find((t) => t.name === c.best)!;
+      const r = isLab
+        ? `${s.name === (c.lab ?? 'lab') ? '**' : ''}${ratio(s.msPerStep / best.msPerStep)}${s.name === (c.lab ?? 'lab') ? '**' : ''}`
+        : s.name === c.best
+          ? 'yardstick'
+          : '';
+      const mem = isLab ? labMemory(c) : `${f0(s.peakRssMiB)} MiB RSS`;
       const loss = s.losses.at(-1)!.toFixed(4);
       const label =
         i === 0 ? `${c.label}, ${c.objective}, ${c.gflopPerStep.toFixed(1)} GFLOP/step` : '';

@@ -26,6 +26,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { shareCores } from '../lib/backend/threads';
 
 const ROOT = path.resolve(__dirname, '..');
 const PYTHON = process.env.LAB_PYTHON || '/usr/bin/python3';
@@ -133,12 +134,15 @@ function checkRunner(script: string, env: NodeJS.ProcessEnv): void {
   throw new RunnerError(clip(why.startsWith('notebook runner:') ? why : `notebook runner: ${why}`));
 }
 
-/** JUPYTER_PATH must be absolute, or the kernelspec's {resource_dir} breaks. */
-function kernelEnv(): NodeJS.ProcessEnv {
+/**
+ * JUPYTER_PATH must be absolute, or the kernelspec's {resource_dir} breaks;
+ * each of the `jobs` kernels running at once gets its share of the cores (LAB_THREADS).
+ */
+function kernelEnv(jobs: number): NodeJS.ProcessEnv {
   const jupyter = path.join(ROOT, 'jupyter');
   const prev = process.env.JUPYTER_PATH;
   return {
-    ...process.env,
+    ...shareCores(jobs),
     JUPYTER_PATH: prev ? `${jupyter}${path.delimiter}${prev}` : jupyter,
     PYDEVD_DISABLE_FILE_VALIDATION: '1',
   };
@@ -224,11 +228,11 @@ async function main(): Promise<number> {
     return 0;
   }
   const script = path.join(ROOT, 'scripts', 'run_notebooks.py');
-  const env = kernelEnv();
+  const jobs = Math.min(args.jobs, notebooks.length);
+  const env = kernelEnv(jobs);
   checkRunner(script, env);
   fs.mkdirSync(args.out, { recursive: true });
   const timings = readTimings(args.out, args.dir);
-  const jobs = Math.min(args.jobs, notebooks.length);
   const quick = process.env.LAB_QUICK ? ' (LAB_QUICK=' + process.env.LAB_QUICK + ')' : '';
   console.log(`running ${notebooks.length} notebook(s)${quick}, ${jobs} at a time -> ${args.out}`);
   const start = Date.now();

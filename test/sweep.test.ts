@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import { cores } from '../lib/backend/threads';
 import { readWeights } from '../lib/model/safetensors';
 import { repoRoot } from '../lib/paths';
 import {
@@ -173,6 +174,11 @@ test('local sweep: killed, resumed, no finished run repeated', { timeout: 240_00
     fs.statSync(path.join(LOCAL, 'tiny-demo', id, 'results.json')).mtimeMs;
   const stamps = finished.map(mtime);
   assert.ok(finished.length < 4, 'the sweep should have been interrupted before the end');
+  // each of the two workers' trainings computes with its share of the cores
+  const log = fs.readFileSync(path.join(LOCAL, 'tiny-demo', finished[0], 'train.log'), 'utf8');
+  const share = process.env.LAB_THREADS ?? String(Math.max(1, Math.floor(cores() / 2)));
+  if (log.includes('native kernels,'))
+    assert.match(log, new RegExp(`sgemm \\(${share} threads?\\)`));
 
   const second = tsx('sweep', ...args);
   assert.equal(await second.exit, 0, second.out());

@@ -6,6 +6,8 @@
  * (matmul.h), so the split really happens. Skipped without the native kernels.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo } from '../lib/backend/index';
@@ -23,9 +25,11 @@ import {
   runFused,
 } from '../lib/backend/kernels';
 import { type BlasAddon, loadAddon } from '../lib/backend/native';
+import { cores, defaultThreads, shareCores } from '../lib/backend/threads';
 import { Rng } from '../lib/rng';
 import { setup } from './helpers';
 
+const ROOT = path.resolve(__dirname, '..');
 let addon: BlasAddon | null = null;
 
 before(async () => {
@@ -134,4 +138,52 @@ test("threads: Llip's mixing and row entropy, same bits for any thread count", (
     ];
   });
   tf.dispose([keys, values, q, dy]);
+});
+
+test('threads: LAB_THREADS or every core; malformed values are refused', () => {
+  assert.equal(defaultThreads({}), cores());
+  assert.equal(defaultThreads({ LAB_THREADS: '' }), cores());
+  assert.equal(defaultThreads({ LAB_THREADS: '3' }), 3);
+  for (const bad of ['0', '-1', '1.5', 'two', '2000']) {
+    assert.throws(
+      () => defaultThreads({ LAB_THREADS: bad }),
+      /LAB_THREADS=.*integer from 1 to 1024/,
+    );
+  }
+});
+
+test('threads: runners give each of their processes its share of the cores', () => {
+  const n = cores();
+  assert.equal(shareCores(1, {}).LAB_THREADS, String(n));
+  assert.equal(shareCores(2, { X: 'y' }).LAB_THREADS, String(Math.max(1, Math.floor(n / 2))));
+  assert.equal(shareCores(2, { X: 'y' }).X, 'y');
+  assert.equal(shareCores(4 * n, {}).LAB_THREADS, '1', 'never below one thread');
+  assert.equal(shareCores(2, { LAB_THREADS: '5' }).LAB_THREADS, '5', 'a hand-set LAB_THREADS wins');
+});
+
+test("threads: OpenMP waits passively in the lab's process unless told otherwise; PyTorch children keep their own", (t) => {
+  if (!addon) return t.skip('no native kernels');
+  const code = [
+    `const { initBackend } = require(${JSON.stringify(path.join(ROOT, 'lib/backend/index'))});`,
+    `const { withoutLabWaitPolicy } = require(${JSON.stringify(path.join(ROOT, 'lib/backend/threads'))});`,
+    'initBackend().then(() => console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null,',
+    '  withoutLabWaitPolicy(process.env).OMP_WAIT_POLICY ?? null])));',
+  ].join('\n');
+  const policies = (extra: NodeJS.ProcessEnv) => {
+    const env = { ...process.env, ...extra };
+    if (!('OMP_WAIT_POLICY' in extra)) delete env.OMP_WAIT_POLICY;
+    const res = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(res.status, 0, res.stderr);
+    return JSON.parse(res.stdout.trim().split('\n').at(-1) ?? '[]');
+  };
+  assert.deepEqual(policies({}), ['passive', null], 'unset: passive for the lab, none for PyTorch');
+  assert.deepEqual(
+    policies({ OMP_WAIT_POLICY: 'active' }),
+    ['active', 'active'],
+    'a set policy stays',
+  );
 });

@@ -8,7 +8,8 @@
  * native kernels is the usual path (bench/README.md has the numbers).
  *
  * Env: LAB_BACKEND=tensorflow|wasm|cpu forces one; LAB_NATIVE=0 keeps the stock
- * wasm kernels; LAB_THREADS=n sets the matmul thread count; LAB_GEMM=openblas
+ * wasm kernels; LAB_THREADS=n sets the thread count (default: every core,
+ * backend/threads.ts); LAB_GEMM=openblas
  * uses OpenBLAS even when oneDNN is built in; LAB_EARLY_FREE=0 keeps TF.js's own
  * backprop instead of the one that frees as it goes (backend/backprop.ts). Options
  * passed in code win over the env.
@@ -19,6 +20,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { installBackprop } from './backprop';
 import { registerNativeKernels } from './native';
+import { defaultThreads } from './threads';
 
 export type BackendChoice = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -37,15 +39,6 @@ export interface BackendOptions {
   force?: BackendChoice;
   native?: boolean;
 }
-
-/**
- * OpenBLAS threads when LAB_THREADS is unset. On this 2-core box, 2 threads
- * nearly halve a lone [8192,128]x[128,512] matmul when the box is idle, but
- * gain nothing once other processes load it, and OpenBLAS workers spinning
- * after each call then slow the single-threaded wasm ops in between (an MLP
- * fwd+bwd measured up to 2x slower). Numbers: bench/matmul.ts.
- */
-const DEFAULT_THREADS = 1;
 
 let pending: Promise<BackendInfo> | null = null;
 let info: BackendInfo | null = null;
@@ -147,7 +140,7 @@ async function setupWasm(opts: BackendOptions): Promise<BackendInfo> {
   if (!wantNative) {
     return { name: 'wasm', native: false, threads: 1, description: 'wasm (native kernels off)' };
   }
-  const threads = threadCount();
+  const threads = defaultThreads(); // every core unless LAB_THREADS says (backend/threads.ts)
   try {
     const version = registerNativeKernels(threads);
     const gemm = version.includes('oneDNN') ? 'oneDNN' : 'OpenBLAS';
@@ -173,10 +166,4 @@ async function setupCpu(): Promise<BackendInfo> {
 async function activate(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend('${name}') failed`);
   await tf.ready();
-}
-
-function threadCount(): number {
-  const env = Number(process.env.LAB_THREADS);
-  if (Number.isInteger(env) && env > 0) return env;
-  return Math.min(DEFAULT_THREADS, os.cpus().length);
 }

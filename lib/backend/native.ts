@@ -27,6 +27,7 @@ import {
   LOSS_KERNELS,
 } from './native/fused';
 import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
+import { preferPassiveWait } from './threads';
 
 /** The addon's exports; numbers are float offsets into the heap, booleans are 0/1. */
 export interface BlasAddon extends RowAddon, CopyAddon, FusedAddon {
@@ -100,6 +101,7 @@ export function loadAddon(): { addon: BlasAddon } | { error: string } {
     return addonCache;
   }
   try {
+    preferPassiveWait(); // before OpenMP loads with the addon (backend/threads.ts)
     addonCache = { addon: require(file) as BlasAddon };
   } catch (e) {
     addonCache = { error: `cannot load ${file}: ${(e as Error).message.split('\n')[0]}` };
@@ -410,6 +412,13 @@ export function nativeProbeFit(): ((heap: Float32Array, ...args: number[]) => vo
   const loaded = loadAddon();
   if ('error' in loaded || typeof loaded.addon.probeFit !== 'function') return null;
   return loaded.addon.probeFit.bind(loaded.addon);
+}
+
+/** Sets the threads of the native matmuls and kernels (the benchmark times several counts in one process). */
+export function setNativeThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new Error(`threads must be a positive integer, got ${threads}`);
+  mustAddon().setThreads(threads);
 }
 
 /** Whether the native kernels are registered right now. */

@@ -12,6 +12,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { shareCores } from '../backend/threads';
 import { gitCommit, labPath, repoRoot } from '../paths';
 import { fmtTime } from '../progress';
 import {
@@ -69,11 +70,12 @@ type Exit = { code: number; log: string };
 /** Children still running, so a stopped runner (Ctrl-C) can stop them too. */
 export const liveChildren = new Set<ChildProcess>();
 
-function spawnTrain(spec: RunSpec, dir: string, resume: boolean): Promise<Exit> {
+function spawnTrain(spec: RunSpec, dir: string, resume: boolean, processes: number): Promise<Exit> {
   fs.mkdirSync(dir, { recursive: true });
   const logFile = path.join(dir, 'train.log');
   const child = spawn(process.execPath, trainArgs(spec, dir, resume), {
     cwd: repoRoot(),
+    env: shareCores(processes), // each of the trainings running at once its share of the cores
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   liveChildren.add(child);
@@ -119,13 +121,13 @@ function resumable(dir: string): boolean {
 }
 
 /** Resume the partial run if it can; an unusable checkpoint (exit 3) means a fresh start. */
-async function trainPartial(spec: RunSpec, partial: string): Promise<Exit> {
+async function trainPartial(spec: RunSpec, partial: string, processes: number): Promise<Exit> {
   if (resumable(partial)) {
-    const r = await spawnTrain(spec, partial, true);
+    const r = await spawnTrain(spec, partial, true, processes);
     if (r.code !== 3) return r;
   }
   fs.rmSync(partial, { recursive: true, force: true });
-  return spawnTrain(spec, partial, false);
+  return spawnTrain(spec, partial, false, processes);
 }
 
 /**
@@ -133,13 +135,18 @@ async function trainPartial(spec: RunSpec, partial: string): Promise<Exit> {
  * written or spawned), train the run in `<id>.partial`, check that the config it trained hashes to the
  * id (a machine with other presets would otherwise file wrong results under it),
  * then rename to `<id>`. Throws a RunError with the log's tail when the run fails.
+ * `processes`: how many trainings this machine runs at once (each gets its share of the cores).
  */
-export async function executeRun(root: string, untrusted: RunSpec): Promise<RunMeta> {
+export async function executeRun(
+  root: string,
+  untrusted: RunSpec,
+  processes = 1,
+): Promise<RunMeta> {
   const spec = validateSpec(untrusted); // before the disk or a process sees any of it
   const final = runDir(root, spec);
   const partial = `${final}.partial`;
   const t0 = Date.now();
-  const { code, log } = await trainPartial(spec, partial);
+  const { code, log } = await trainPartial(spec, partial, processes);
   const duration = (Date.now() - t0) / 1000; // of this attempt (a resume counts only its part)
   if (code !== 0) {
     const cut = (l: string) =>
@@ -276,7 +283,7 @@ export async function runLocal(grid: Grid, o: LocalOptions): Promise<SweepSummar
   const worker = async () => {
     for (let spec = todo.shift(); spec; spec = todo.shift()) {
       sum.running++;
-      await attempts(spec, o, sum, say);
+      await attempts(spec, o, sum, say, workers);
       sum.running--;
       say(progressLine(grid.name, sum));
     }
@@ -291,12 +298,13 @@ async function attempts(
   o: LocalOptions,
   sum: SweepSummary,
   say: (l: string) => void,
+  workers: number,
 ) {
   const tries = 1 + (o.retries ?? 1);
   for (let i = 1; i <= tries; i++) {
     logEvent(o.out, spec, 'start', { attempt: i });
     try {
-      const meta = await executeRun(o.out, spec);
+      const meta = await executeRun(o.out, spec, workers);
       logEvent(o.out, spec, 'done', { attempt: i, duration: meta.duration });
       sum.done.push(spec.id);
       o.onDone?.(spec, meta);
