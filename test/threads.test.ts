@@ -1,6 +1,6 @@
 /**
  * The native kernels that split their work over threads (attention, layer
- * norm, quick GELU, the leading-axis Sum, Llip's mixing and row entropy) give
+ * norm, quick GELU, the leading-axis Sum, Llip's mixing and row entropy, AdamW) give
  * the same bits with 1, 2 or 3 threads: each output element is computed by one
  * thread in the order one thread takes. Inputs are sized past LAB_PAR_MIN
  * (matmul.h), so the split really happens. Skipped without the native kernels.
@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo } from '../lib/backend/index';
 import {
+  ADAMW_MULTI,
   ATTENTION,
   ATTENTION_GRAD,
   hasKernel,
@@ -138,6 +139,24 @@ test("threads: Llip's mixing and row entropy, same bits for any thread count", (
     ];
   });
   tf.dispose([keys, values, q, dy]);
+});
+
+test('threads: AdamW over every parameter (and its norms), same bits for any thread count', (t) => {
+  if (skip(t, [ADAMW_MULTI])) return;
+  const sizes = [5000, 3000, 1200, 64, 7]; // 7 arrays × 9271 floats, past LAB_PAR_MIN
+  const inputs: tf.NamedTensorMap = { r0: rand([300], 20) };
+  sizes.forEach((n, i) => {
+    inputs[`p${i}`] = rand([n], 30 + i);
+    inputs[`g${i}`] = rand([n], 40 + i, -3, 3);
+    inputs[`m${i}`] = rand([n], 50 + i, -0.1, 0.1);
+    inputs[`v${i}`] = rand([n], 60 + i, 0, 0.1);
+  });
+  const attrs = {
+    ...{ lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, bc1: 0.19, bc2: 0.0975 },
+    ...{ weightDecay: sizes.map((_, i) => (i % 2 ? 0 : 0.1)), gradClip: 1, rest: 1 },
+  };
+  sameBits('AdamW', () => runFused(ADAMW_MULTI, inputs, attrs as unknown as tf.NamedAttrMap));
+  tf.dispose(Object.values(inputs));
 });
 
 test('threads: LAB_THREADS or every core; malformed values are refused', () => {

@@ -376,11 +376,15 @@ static napi_value AdamWMulti(napi_env env, napi_callback_info info) {
     int64_t spans[7] = {s->n, s->n, s->n, s->n, s->n, s->n, s->n};
     ok = check_spans(env, &heap, offs, spans, i < count ? 7 : 1, "adamwMulti"); /* rest rows: p alone */
   }
-  if (ok) {
+  float *tmp = ok ? alloc_or_throw(env, (size_t)(3 * count + rest + 1) * sizeof(float), 0) : NULL;
+  if (tmp != NULL) {
     AdamW a = {(float)h[0], (float)h[1], (float)(1.0 - h[1]), (float)h[2], (float)(1.0 - h[2]),
                (float)h[3], 0.0f, (float)h[4], (float)h[5]};
-    lab_adamw_multi(heap.data, slots, count, slots + count, rest, (float)h[6], a, heap.data + v[2]);
+    SignalGuard guard = hold_signals();
+    lab_adamw_multi(heap.data, slots, count, slots + count, rest, (float)h[6], a, heap.data + v[2], tmp);
+    release_signals(&guard);
   }
+  free(tmp);
   free(slots);
   return NULL;
 }

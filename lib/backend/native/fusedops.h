@@ -62,28 +62,48 @@ typedef struct {
  * Square/Sum/AddN), scale = min(1, clip / (‖g‖ + 1e-6)) (1 when clip <= 0),
  * lab_adamw per parameter, then the stats rows [Σ step², Σ p'²] of the updated
  * parameters and [0, Σ p²] of the `rest` ones summed in double (as the native
- * leading-axis Sum). norms = [‖g‖, sqrt(Σ p'²), sqrt(Σ step²)].
+ * leading-axis Sum). norms = [‖g‖, sqrt(Σ p'²), sqrt(Σ step²)]. Parameters are
+ * split over threads; each one's sums are its own and are added up in order
+ * afterwards, so the bits do not depend on the thread count. `tmp` holds
+ * 3·count + n_rest floats of scratch.
  */
 static void lab_adamw_multi(float *d, const AdamWSlot *s, int64_t count, const AdamWSlot *rest, int64_t n_rest,
-                            float clip, AdamW a, float *norms) {
-  float total = 0.0f;
-  for (int64_t i = 0; i < count; i++) total += lab_sumsq_seq(d + s[i].g, s[i].n);
-  float gnorm = sqrtf(total);
-  float scale = 1.0f;
-  if (clip > 0.0f) {
-    float q = clip / (gnorm + 1e-6f);
-    scale = q < 1.0f ? q : 1.0f;
+                            float clip, AdamW a, float *norms, float *tmp) {
+  float *gsq = tmp, *stats = tmp + count, *rsq = tmp + 3 * count; /* [count], [count][2], [n_rest] */
+  int64_t work = 0;
+  for (int64_t i = 0; i < count; i++) work += 7 * s[i].n;
+  int par = lab_par(work);
+  float scale = 1.0f, gnorm = 0.0f;
+#pragma omp parallel num_threads(par) if (par > 1)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < count; i++) gsq[i] = lab_sumsq_seq(d + s[i].g, s[i].n);
+#pragma omp single
+    {
+      float total = 0.0f;
+      for (int64_t i = 0; i < count; i++) total += gsq[i];
+      gnorm = sqrtf(total);
+      if (clip > 0.0f) {
+        float q = clip / (gnorm + 1e-6f);
+        scale = q < 1.0f ? q : 1.0f;
+      }
+    } /* implied barrier: every thread sees the scale */
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t i = 0; i < count; i++) {
+      AdamW ai = a;
+      ai.wd = s[i].wd;
+      lab_adamw(d + s[i].p, d + s[i].g, d + s[i].m, d + s[i].v, scale, d + s[i].p_out, d + s[i].m_out,
+                d + s[i].v_out, stats + 2 * i, s[i].n, &ai);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < n_rest; i++) rsq[i] = lab_sumsq_seq(d + rest[i].p, rest[i].n);
   }
   double step_sq = 0.0, param_sq = 0.0;
   for (int64_t i = 0; i < count; i++) {
-    float stats[2];
-    a.wd = s[i].wd;
-    lab_adamw(d + s[i].p, d + s[i].g, d + s[i].m, d + s[i].v, scale, d + s[i].p_out, d + s[i].m_out,
-              d + s[i].v_out, stats, s[i].n, &a);
-    step_sq += stats[0];
-    param_sq += stats[1];
+    step_sq += stats[2 * i];
+    param_sq += stats[2 * i + 1];
   }
-  for (int64_t i = 0; i < n_rest; i++) param_sq += lab_sumsq_seq(d + rest[i].p, rest[i].n);
+  for (int64_t i = 0; i < n_rest; i++) param_sq += rsq[i];
   norms[0] = gnorm;
   norms[1] = sqrtf((float)param_sq);
   norms[2] = sqrtf((float)step_sq);
