@@ -17,13 +17,14 @@ import {
   registerNativeKernels,
   restoreStockKernels,
 } from '../lib/backend/native';
-import { layerNorm, multiHeadAttention, quickGelu } from '../lib/model/ops';
+import { attentionPool, layerNorm, multiHeadAttention, quickGelu } from '../lib/model/ops';
 import {
   type LlipParams,
   llipForward,
   llipMixQueries,
   mixingEntropy,
 } from '../lib/objectives/llip-mix';
+import { numericGrad } from './helpers';
 
 const loaded = loadAddon();
 const missing = 'error' in loaded ? loaded.error : null;
@@ -553,6 +554,57 @@ test('fused attention: values and gradients match the op-by-op version (odd size
       const stockOut = withStock(run);
       assertClose(fused.y, stockOut.y, `${what} value vs stock`, 1e-5);
       assertClose(fused.g, stockOut.g, `${what} grad vs stock`, 1e-5);
+    });
+  }
+});
+
+test('fused attention pooling: values and both gradients match the op-by-op version and finite differences', (t) => {
+  if (missing) return t.skip(missing);
+  // [B, T, heads, dh]
+  const cases: [number, number, number, number][] = [
+    [1, 1, 1, 1],
+    [3, 5, 2, 3],
+    [2, 7, 3, 5],
+    [4, 16, 4, 16],
+    [2, 33, 2, 32],
+  ];
+  for (const [B, T, H, dh] of cases) {
+    tf.tidy(() => {
+      const D = H * dh;
+      const kv = tf.mul(rand([B * T, 2 * D]), 2); // logits of a few units: a peaked softmax
+      const q = rand([1, D]);
+      const dy = rand([B, D]);
+      const loss = (x: tf.Tensor, y: tf.Tensor) =>
+        tf.sum(tf.mul(attentionPool(x as tf.Tensor2D, y as tf.Tensor2D, B, H), dy)) as tf.Scalar;
+      const run = () => {
+        const [gkv, gq] = tf.grads(loss)([kv, q]);
+        return {
+          y: attentionPool(kv as tf.Tensor2D, q as tf.Tensor2D, B, H).dataSync(),
+          gkv: gkv.dataSync(),
+          gq: gq.dataSync(),
+        };
+      };
+      const fused = run();
+      const ops = withoutAttention(run);
+      const what = `attention pooling B${B} T${T} H${H} dh${dh}`;
+      assertClose(fused.y, ops.y, `${what} value`, 1e-5);
+      assertClose(fused.gkv, ops.gkv, `${what} dkv`, 1e-5);
+      assertClose(fused.gq, ops.gq, `${what} dq`, 1e-5);
+      if (B * T * D <= 200) {
+        // independent of both implementations: central differences of the fused loss
+        assertClose(
+          fused.gkv,
+          numericGrad((x) => loss(x, q), kv),
+          `${what} dkv vs FD`,
+          1e-2,
+        );
+        assertClose(
+          fused.gq,
+          numericGrad((y) => loss(kv, y), q),
+          `${what} dq vs FD`,
+          1e-2,
+        );
+      }
     });
   }
 });

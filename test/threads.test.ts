@@ -1,5 +1,5 @@
 /**
- * The native kernels that split their work over threads (attention, layer
+ * The native kernels that split their work over threads (attention and its pooling, layer
  * norm, quick GELU, the leading-axis Sum, Llip's mixing and row entropy, AdamW) give
  * the same bits with 1, 2 or 3 threads: each output element is computed by one
  * thread in the order one thread takes. Inputs are sized past LAB_PAR_MIN
@@ -15,6 +15,8 @@ import {
   ADAMW_MULTI,
   ATTENTION,
   ATTENTION_GRAD,
+  ATTENTION_POOL,
+  ATTENTION_POOL_GRAD,
   hasKernel,
   LAYER_NORM,
   LAYER_NORM_GRAD,
@@ -85,8 +87,8 @@ function skip(t: { skip: (why: string) => void }, names: string[]): boolean {
   return missing.length > 0;
 }
 
-test('threads: attention forward and backward, same bits for any thread count', (t) => {
-  if (skip(t, [ATTENTION, ATTENTION_GRAD])) return;
+test('threads: attention and attention pooling forward and backward, same bits for any thread count', (t) => {
+  if (skip(t, [ATTENTION, ATTENTION_GRAD, ATTENTION_POOL, ATTENTION_POOL_GRAD])) return;
   const [B, T, H, dh] = [64, 17, 4, 16]; // 64·17·3·64 floats of qkv, past LAB_PAR_MIN
   const qkv = rand([B * T, 3 * H * dh], 1);
   const mask = tf.tidy(() => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9));
@@ -96,7 +98,15 @@ test('threads: attention forward and backward, same bits for any thread count', 
     const [out, probs] = runFused(ATTENTION, { qkv, mask }, attrs);
     return [out, probs, ...runFused(ATTENTION_GRAD, { dy, qkv, probs }, attrs)];
   });
-  tf.dispose([qkv, mask, dy]);
+  // attention pooling: kv [B·T, 2D], one query; dq sums over images
+  const kv = rand([B * T, 2 * H * dh], 11);
+  const q = rand([1, H * dh], 12);
+  const dp = rand([B, H * dh], 13);
+  sameBits('attention pooling', () => {
+    const [out, att] = runFused(ATTENTION_POOL, { kv, q }, attrs);
+    return [out, att, ...runFused(ATTENTION_POOL_GRAD, { dy: dp, kv, q, att }, attrs)];
+  });
+  tf.dispose([qkv, mask, dy, kv, q, dp]);
 });
 
 test('threads: layer norm, quick GELU and the leading-axis Sum, same bits for any thread count', (t) => {

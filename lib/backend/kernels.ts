@@ -74,6 +74,17 @@ export const ATTENTION = 'LabAttention';
 export const ATTENTION_GRAD = 'LabAttentionGrad';
 
 /**
+ * Multi-head attention pooling (the MAP head): one query q [1, D] attends over
+ * each image's T tokens, kv [B·T, 2D] (columns k | v; head h at h·dh inside
+ * each): softmax_t((q·k_t) · scale) · v per head, heads merged (lib/model/ops.ts
+ * `attentionPool` has the op-by-op version). Inputs: kv, q. Attrs: batch B,
+ * heads H, scale. Outputs: out [B, D], att [B, H, T] (the softmax, for the gradient).
+ */
+export const ATTENTION_POOL = 'LabAttentionPool';
+/** Its gradient. Inputs: dy [B, D], kv, q, att. Attrs as the forward. Outputs: dkv [B·T, 2D], dq [1, D]. */
+export const ATTENTION_POOL_GRAD = 'LabAttentionPoolGrad';
+
+/**
  * A dense layer y = x·w + b (lib/model/layers.ts `dense` has the op-by-op
  * version: MatMul, then Add). Inputs: x [N, Din], w [Din, Dout], b [Dout]
  * (optional). Outputs: y [N, Dout].

@@ -25,6 +25,7 @@ import {
   LIXP_KERNELS,
   LLIP_KERNELS,
   LOSS_KERNELS,
+  POOL_KERNELS,
 } from './native/fused';
 import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
 import { preferPassiveWait } from './threads';
@@ -283,7 +284,7 @@ export interface KernelOptions {
   rowOps?: boolean; // Sigmoid, Softmax, trailing-axis Sum (rowops.ts)
   copy?: boolean; // Transpose, Slice, SplitV, Concat, Identity (copyops.ts)
   fused?: boolean; // AdamW, quick GELU, layer norm (fused.ts)
-  attention?: boolean; // fused multi-head self-attention (fused.ts; off when `fused` is)
+  attention?: boolean; // fused multi-head self-attention and attention pooling (fused.ts; off when `fused` is)
   llip?: boolean; // Llip's fused mixing and row entropy (fused.ts; off when `fused` is)
   multiAdamW?: boolean; // all parameters' AdamW in one call (fused.ts; off: one call per parameter)
   lixp?: boolean; // LIxP's fused contextualiser (fused.ts; off when `fused` is)
@@ -340,6 +341,7 @@ function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
   const on = o.fused && typeof addon.layerNormGrad === 'function';
   const off = [
     ...(o.attention && typeof addon.attentionGrad === 'function' ? [] : ATTENTION_KERNELS),
+    ...(o.attention && typeof addon.attentionPoolGrad === 'function' ? [] : POOL_KERNELS),
     ...(o.llip && typeof addon.llipMixGrad === 'function' ? [] : LLIP_KERNELS),
     ...(o.multiAdamW && typeof addon.adamwMulti === 'function' ? [] : ADAMW_MULTI_KERNELS),
     ...(o.lixp && typeof addon.lixpContextGrad === 'function' ? [] : LIXP_KERNELS),

@@ -16,6 +16,8 @@ import * as tf from '@tensorflow/tfjs';
 import {
   ATTENTION,
   ATTENTION_GRAD,
+  ATTENTION_POOL,
+  ATTENTION_POOL_GRAD,
   hasKernel,
   L2_NORMALIZE,
   L2_NORMALIZE_GRAD,
@@ -149,6 +151,49 @@ function splitHeads(z: tf.Tensor2D, B: number, T: number, H: number): tf.Tensor3
 function mergeHeads(z: tf.Tensor3D, B: number, H: number): tf.Tensor2D {
   const [, T, dh] = z.shape;
   return tf.reshape(tf.transpose(tf.reshape(z, [B, H, T, dh]), [0, 2, 1, 3]), [B * T, H * dh]);
+}
+
+/**
+ * Multi-head attention pooling (big_vision's MAP head): one query q [1, D]
+ * attends over each image's T tokens, kv [B·T, 2D] (columns k | v):
+ *   out_b = Concat_h softmax_t(q_h · k_bth / √dh) v_bth,  [B, D]
+ * With the fused kernel (lib/backend/kernels.ts ATTENTION_POOL) it is one
+ * kernel each way under one custom gradient; else the op-by-op version below,
+ * the reference the kernel is tested against (equal to the last float bits).
+ */
+export function attentionPool(
+  kv: tf.Tensor2D,
+  q: tf.Tensor2D,
+  B: number,
+  heads: number,
+): tf.Tensor2D {
+  const T = kv.shape[0] / B;
+  const D = kv.shape[1] / 2;
+  const dh = D / heads;
+  const scale = 1 / Math.sqrt(dh);
+  if (hasKernel(ATTENTION_POOL)) {
+    const attrs = { batch: B, heads, scale };
+    const f = withGrad<(x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor2D>(
+      (x: tf.Tensor, y: tf.Tensor, save: Saved) => {
+        const [out, att] = runFused(ATTENTION_POOL, { kv: x, q: y }, attrs);
+        const restore = saveForGrad(save, [x, y, att]);
+        return {
+          value: out,
+          gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+            const [xs, ys, as] = restore(saved);
+            return runFused(ATTENTION_POOL_GRAD, { dy, kv: xs, q: ys, att: as }, attrs);
+          },
+        };
+      },
+    );
+    return f(kv, q);
+  }
+  const [k, v] = tf.split(kv, 2, 1); // [B·T, D] each
+  const toHeads = (z: tf.Tensor) => tf.transpose(tf.reshape(z, [B, T, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
+  const qh = tf.reshape(q, [1, heads, 1, dh]);
+  const scores = tf.mul(sum(tf.mul(toHeads(k), qh), -1), scale); // [B, H, T]
+  const att = tf.expandDims(tf.softmax(scores), -1); // [B, H, T, 1]
+  return tf.reshape(sum(tf.mul(att, toHeads(v)), 2), [B, D]) as tf.Tensor2D;
 }
 
 /**

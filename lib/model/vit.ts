@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ImagePool, ImageTowerConfig } from './config';
 import { block, blockSpecs, dense, norm } from './layers';
-import { sum } from './ops';
+import { attentionPool } from './ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 /** [B, S, S, C] → [B·N, p·p·C], patches in row-major order. */
@@ -43,18 +43,9 @@ function patchSlice(t3: tf.Tensor3D, L: TokenLayout): tf.Tensor3D {
 /** Multihead attention pooling of [B, T, D] tokens into [B, D] with a learned probe. */
 function mapPool(p: Params, tokens: tf.Tensor3D, heads: number): tf.Tensor2D {
   const [B, T, D] = tokens.shape;
-  const dh = D / heads;
-  const q = tf.reshape(dense(p, 'img.map.q', p['img.map.probe'] as tf.Tensor2D), [1, heads, 1, dh]);
-  const [k, v] = tf.split(
-    dense(p, 'img.map.kv', tf.reshape(tokens, [B * T, D]) as tf.Tensor2D),
-    2,
-    1,
-  ); // [B·T, D] each
-  const toHeads = (z: tf.Tensor) => tf.transpose(tf.reshape(z, [B, T, heads, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
-  const scores = tf.mul(sum(tf.mul(toHeads(k), q), -1), 1 / Math.sqrt(dh)); // [B, H, T]
-  const att = tf.expandDims(tf.softmax(scores), -1); // [B, H, T, 1]
-  const pooled = tf.reshape(sum(tf.mul(att, toHeads(v)), 2), [B, D]) as tf.Tensor2D; // [B, D]
-  return dense(p, 'img.map.proj', pooled);
+  const q = dense(p, 'img.map.q', p['img.map.probe'] as tf.Tensor2D); // [1, D]
+  const kv = dense(p, 'img.map.kv', tf.reshape(tokens, [B * T, D]) as tf.Tensor2D); // [B·T, 2D]: k | v
+  return dense(p, 'img.map.proj', attentionPool(kv, q, B, heads));
 }
 
 /** One pooler per name of IMAGE_POOLS (the Record type keeps the two in step). */

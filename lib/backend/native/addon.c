@@ -40,7 +40,7 @@
 #include "lossops.h"   /* uses rowops.h */
 #include "probeops.h"  /* uses denseops.h and rowops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 14"
+#define LAB_BLAS_VERSION "lab-blas 15"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -517,6 +517,58 @@ static napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* attentionPool(heap, kv, q, out, att, B, T, H, dh, scale) (attention.h) */
+static napi_value AttentionPool(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  Heap h;
+  int64_t v[8];
+  double scale;
+  Attn a;
+  if (!get_args(env, info, 10, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 8, v) ||
+      !get_doubles(env, argv + 9, 1, &scale) || !get_attn(env, v + 4, scale, &a, "attentionPool")) {
+    return NULL;
+  }
+  int64_t D = a.H * a.dh;
+  int64_t spans[4] = {a.B * a.T * 2 * D, D, a.B * D, a.B * a.H * a.T};
+  if (!check_spans(env, &h, v, spans, 4, "attentionPool")) return NULL;
+  if (a.B == 0 || D == 0) return NULL;
+  float *d = h.data;
+  SignalGuard guard = hold_signals();
+  lab_attention_pool(d + v[0], d + v[1], d + v[2], d + v[3], a.B, a.T, a.H, a.dh, a.scale);
+  release_signals(&guard);
+  return NULL;
+}
+
+/* attentionPoolGrad(heap, dout, kv, q, att, dkv, dq, B, T, H, dh, scale) (attention.h) */
+static napi_value AttentionPoolGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  Heap h;
+  int64_t v[10];
+  double scale;
+  Attn a;
+  if (!get_args(env, info, 12, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 10, v) ||
+      !get_doubles(env, argv + 11, 1, &scale) || !get_attn(env, v + 6, scale, &a, "attentionPoolGrad")) {
+    return NULL;
+  }
+  int64_t D = a.H * a.dh, kvn = a.B * a.T * 2 * D;
+  int64_t spans[6] = {a.B * D, kvn, D, a.B * a.H * a.T, kvn, D};
+  if (!check_spans(env, &h, v, spans, 6, "attentionPoolGrad")) return NULL;
+  float *d = h.data;
+  if (a.B == 0 || D == 0) {
+    memset(d + v[4], 0, (size_t)kvn * sizeof(float));
+    memset(d + v[5], 0, (size_t)D * sizeof(float));
+    return NULL;
+  }
+  float *dqb = alloc_or_throw(env, (size_t)(a.B * D) * sizeof(float), 0);
+  if (dqb == NULL) return NULL;
+  SignalGuard guard = hold_signals();
+  lab_attention_pool_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], a.B, a.T, a.H, a.dh, a.scale,
+                          dqb);
+  release_signals(&guard);
+  free(dqb);
+  return NULL;
+}
+
 /* Reads the sizes of a Llip mixing call (T, B, Bt, M, dh) and τ; throws naming `what`. */
 static int get_llip(napi_env env, const int64_t *v, double tau, LlipMix *a, const char *what) {
   *a = (LlipMix){v[0], v[1], v[2], v[3], v[4], (float)tau};
@@ -890,6 +942,8 @@ NAPI_MODULE_INIT() {
       {"layerNormGrad", NULL, LayerNormGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionGrad", NULL, AttentionGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attentionPool", NULL, AttentionPool, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attentionPoolGrad", NULL, AttentionPoolGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMix", NULL, LlipMixFwd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMixGrad", NULL, LlipMixGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rowEntropy", NULL, RowEntropy, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -197,4 +197,82 @@ static void lab_attention_grad(const float *dy, const float *qkv, const float *p
   }
 }
 
+/*
+ * Multi-head attention pooling (big_vision's MAP head): one learned query q [D]
+ * attends over each image's T tokens, kv [B·T, 2D] (columns k | v, head h at
+ * h·dh inside each). Same maths as lib/model/ops.ts `attentionPool`'s op-by-op version:
+ *   s_t = (Σ_c q_c k_tc) · scale,  a = softmax_t(s),  out_c = Σ_t a_t v_tc      (per image and head)
+ *   dv_tc = a_t dout_c,  da_t = Σ_c dout_c v_tc,  ds_t = a_t (da_t − Σ_t' a_t' da_t'),
+ *   dk_tc = ds_t · scale · q_c,  dq_c = Σ_images Σ_t ds_t · scale · k_tc
+ * Images are split over threads. `att` [B, H, T] keeps a for the backward pass.
+ */
+static void lab_attention_pool(const float *kv, const float *q, float *out, float *att, int64_t B, int64_t T,
+                               int64_t H, int64_t dh, float scale) {
+  int64_t D = H * dh;
+  int par = lab_par(B * T * 2 * D);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t h = 0; h < H; h++) {
+      float *a = att + (b * H + h) * T;
+      const float *qh = q + h * dh;
+      for (int64_t t = 0; t < T; t++) {
+        const float *k = kv + (b * T + t) * 2 * D + h * dh;
+        float dot = 0.0f;
+        for (int64_t c = 0; c < dh; c++) dot += k[c] * qh[c];
+        a[t] = dot * scale;
+      }
+      lab_softmax_rows(a, a, 1, T);
+      float *o = out + b * D + h * dh;
+      for (int64_t c = 0; c < dh; c++) o[c] = 0.0f;
+      for (int64_t t = 0; t < T; t++) {
+        const float *v = kv + (b * T + t) * 2 * D + D + h * dh;
+        for (int64_t c = 0; c < dh; c++) o[c] += a[t] * v[c];
+      }
+    }
+  }
+}
+
+/*
+ * dkv [B·T, 2D] and dq [D] from dout [B, D], kv, q and the forward's att.
+ * `dqb` holds B·D floats of scratch: each image's share of dq, summed over
+ * images in order afterwards, so the bits do not depend on the thread count.
+ */
+static void lab_attention_pool_grad(const float *dout, const float *kv, const float *q, const float *att,
+                                    float *dkv, float *dq, int64_t B, int64_t T, int64_t H, int64_t dh, float scale,
+                                    float *dqb) {
+  int64_t D = H * dh;
+  int par = lab_par(B * T * 4 * D);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
+  for (int64_t b = 0; b < B; b++) {
+    float *dqi = dqb + b * D;
+    for (int64_t c = 0; c < D; c++) dqi[c] = 0.0f;
+    for (int64_t h = 0; h < H; h++) {
+      const float *a = att + (b * H + h) * T, *g = dout + b * D + h * dh, *qh = q + h * dh;
+      float ad = 0.0f; /* Σ_t a_t da_t */
+      for (int64_t t = 0; t < T; t++) {
+        const float *v = kv + (b * T + t) * 2 * D + D + h * dh;
+        float da = 0.0f;
+        for (int64_t c = 0; c < dh; c++) da += g[c] * v[c];
+        ad += a[t] * da;
+      }
+      for (int64_t t = 0; t < T; t++) {
+        const float *k = kv + (b * T + t) * 2 * D + h * dh, *v = k + D;
+        float *dk = dkv + (b * T + t) * 2 * D + h * dh, *dv = dk + D;
+        float da = 0.0f;
+        for (int64_t c = 0; c < dh; c++) da += g[c] * v[c];
+        float ds = a[t] * (da - ad) * scale;
+        for (int64_t c = 0; c < dh; c++) {
+          dk[c] = ds * qh[c];
+          dv[c] = a[t] * g[c];
+          dqi[h * dh + c] += ds * k[c];
+        }
+      }
+    }
+  }
+  for (int64_t c = 0; c < D; c++) dq[c] = 0.0f;
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t c = 0; c < D; c++) dq[c] += dqb[b * D + c];
+  }
+}
+
 #pragma GCC pop_options

@@ -11,6 +11,8 @@ import {
   type AdamWMultiAttrs,
   ATTENTION,
   ATTENTION_GRAD,
+  ATTENTION_POOL,
+  ATTENTION_POOL_GRAD,
   L2_NORMALIZE,
   L2_NORMALIZE_GRAD,
   LAB_DENSE,
@@ -48,6 +50,8 @@ export interface FusedAddon {
   layerNormGrad(heap: Float32Array, ...offsetsRowsCols: number[]): void;
   attention(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   attentionGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
+  attentionPool(heap: Float32Array, ...offsetsSizesScale: number[]): void;
+  attentionPoolGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   llipMix(heap: Float32Array, ...offsetsSizesTau: number[]): void;
   llipMixGrad(heap: Float32Array, ...offsetsSizesTau: number[]): void;
   rowEntropy(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
@@ -269,6 +273,55 @@ const attentionGrad: FusedKernel = (args, addon) => {
   }
   return run(args.backend as WasmBackend, [dy, qkv, probs], [qkv.shape], (heap, o) =>
     addon.attentionGrad(heap, ...o, B, T, H, dh, a.scale),
+  );
+};
+
+/** [B, T, H, dh] of an attention pooling call on kv [B·T, 2D] and q [1, D], checked. */
+function poolSizes(name: string, kv: tf.TensorInfo, q: tf.TensorInfo, a: AttentionAttrs): number[] {
+  const [rows, cols] = kv.shape;
+  const { batch: B, heads: H } = a;
+  const D = cols / 2;
+  if (
+    kv.shape.length !== 2 ||
+    cols % (2 * H) !== 0 ||
+    B < 1 ||
+    rows % B !== 0 ||
+    tf.util.sizeFromShape(q.shape) !== D
+  ) {
+    throw new Error(
+      `${name}: kv [${kv.shape}] and q [${q.shape}] are not [B·T, 2·heads·dh] and [1, heads·dh] for B ${B}, ${H} heads`,
+    );
+  }
+  return [B, rows / B, H, D / H];
+}
+
+const attentionPool: FusedKernel = (args, addon) => {
+  const { kv, q } = args.inputs as Record<'kv' | 'q', tf.TensorInfo>;
+  const a = args.attrs as unknown as AttentionAttrs;
+  mustFloat(ATTENTION_POOL, [kv, q]);
+  const [B, T, H, dh] = poolSizes(ATTENTION_POOL, kv, q, a);
+  const shapes = [
+    [B, H * dh],
+    [B, H, T],
+  ];
+  return run(args.backend as WasmBackend, [kv, q], shapes, (heap, o) =>
+    addon.attentionPool(heap, ...o, B, T, H, dh, a.scale),
+  );
+};
+
+const attentionPoolGrad: FusedKernel = (args, addon) => {
+  const { dy, kv, q, att } = args.inputs as Record<'dy' | 'kv' | 'q' | 'att', tf.TensorInfo>;
+  const a = args.attrs as unknown as AttentionAttrs;
+  mustFloat(ATTENTION_POOL_GRAD, [dy, kv, q, att]);
+  const [B, T, H, dh] = poolSizes(ATTENTION_POOL_GRAD, kv, q, a);
+  if (
+    tf.util.sizeFromShape(dy.shape) !== B * H * dh ||
+    tf.util.sizeFromShape(att.shape) !== B * H * T
+  ) {
+    throw new Error(`${ATTENTION_POOL_GRAD}: dy or att does not match kv [${kv.shape}]`);
+  }
+  return run(args.backend as WasmBackend, [dy, kv, q, att], [kv.shape, q.shape], (heap, o) =>
+    addon.attentionPoolGrad(heap, ...o, B, T, H, dh, a.scale),
   );
 };
 
@@ -525,6 +578,8 @@ export const ADAMW_MULTI_KERNELS = [ADAMW_MULTI];
 
 /** The attention pair, switched apart from the rest for before/after measurements. */
 export const ATTENTION_KERNELS = [ATTENTION, ATTENTION_GRAD];
+/** The attention pooling pair: with the attention switch, added only when the addon has it (lab-blas 15). */
+export const POOL_KERNELS = [ATTENTION_POOL, ATTENTION_POOL_GRAD];
 
 /** The kernels this file adds, by name (none replaces a stock kernel). */
 export const FUSED_KERNELS: Record<string, FusedKernel> = {
@@ -536,6 +591,8 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [LAYER_NORM_GRAD]: layerNormGrad,
   [ATTENTION]: attention,
   [ATTENTION_GRAD]: attentionGrad,
+  [ATTENTION_POOL]: attentionPool,
+  [ATTENTION_POOL_GRAD]: attentionPoolGrad,
   [LLIP_MIX]: llipMix,
   [LLIP_MIX_GRAD]: llipMixGrad,
   [ROW_ENTROPY]: rowEntropy,
