@@ -465,6 +465,35 @@ test('Sigmoid: values (with extremes) and gradients match stock', (t) => {
   tf.tidy(() => assert.ok(Number.isNaN(tf.sigmoid(tf.tensor1d([Number.NaN])).dataSync()[0])));
 });
 
+test('Add: same shapes natively (split over threads), broadcasts through stock; bits as stock', (t) => {
+  if (missing) return t.skip(missing);
+  const shapes: [number[], number[]][] = [
+    [[7], [7]],
+    [
+      [300, 257],
+      [300, 257],
+    ], // past LAB_PAR_MIN: split over threads
+    [
+      [4, 1, 5],
+      [4, 1, 5],
+    ],
+    [[6, 5], [5]], // broadcasts: the stock kernel
+    [
+      [3, 1],
+      [1, 4],
+    ],
+  ];
+  for (const [sa, sb] of shapes) {
+    // exact where shapes match; a broadcast's gradient sums through the native Sum (in double)
+    const tol = sa.join() === sb.join() ? 0 : 1e-6;
+    checkVsStock(`add ${sa} + ${sb}`, (a, b) => tf.add(a, b), [rand(sa), rand(sb)], tol);
+  }
+  tf.tidy(() => {
+    const i = tf.add(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32'));
+    assert.deepEqual([i.dtype, ...i.dataSync()], ['int32', 4, 6], 'int32 through stock');
+  });
+});
+
 test('Softmax over the last axis: values and gradients match stock', (t) => {
   if (missing) return t.skip(missing);
   for (const shape of [[5], [3, 1], [4, 7], [6, 9, 33], [2, 3, 4, 16]]) {

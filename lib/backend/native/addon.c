@@ -202,6 +202,19 @@ static napi_value SumRows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* addSame(heap, a, b, n, out): out = a + b elementwise (rowops.h). */
+static napi_value AddSame(napi_env env, napi_callback_info info) {
+  Heap h;
+  int64_t v[4];
+  if (!get_heap_ints(env, info, 4, &h, v)) return NULL;
+  int64_t n = v[2], offs[3] = {v[0], v[1], v[3]}, spans[3] = {n, n, n};
+  if (n < 0 || !check_spans(env, &h, offs, spans, 3, "addSame")) return NULL;
+  SignalGuard guard = hold_signals();
+  lab_add(h.data + v[0], h.data + v[1], h.data + v[3], n);
+  release_signals(&guard);
+  return NULL;
+}
+
 /* sigmoid(heap, xOff, 1, n, outOff): out = 1 / (1 + exp(-x)). */
 static napi_value Sigmoid(napi_env env, napi_callback_info info) {
   Heap h;
@@ -943,6 +956,7 @@ NAPI_MODULE_INIT() {
       {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionGrad", NULL, AttentionGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionPool", NULL, AttentionPool, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"addSame", NULL, AddSame, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionPoolGrad", NULL, AttentionPoolGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMix", NULL, LlipMixFwd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMixGrad", NULL, LlipMixGrad, NULL, NULL, NULL, napi_enumerable, NULL},

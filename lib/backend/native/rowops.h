@@ -52,6 +52,13 @@ static void lab_sigmoid(const float *x, float *out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + lab_expf(-x[i]));
 }
 
+/* out[i] = a[i] + b[i] (the stock Add of two same-shape tensors, split over threads: same bits). */
+static void lab_add(const float *a, const float *b, float *out, int64_t n) {
+  int par = lab_par(3 * n);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
 /* Sum of one row with LANES independent accumulators (vectorises without -ffast-math). */
 static float row_sum(const float *x, int64_t n) {
   float acc[LANES] = {0};

@@ -1,5 +1,5 @@
 /**
- * Native Sigmoid, Softmax and Sum kernels for the wasm backend (C side:
+ * Native Sigmoid, Softmax, Sum and same-shape Add kernels for the wasm backend (C side:
  * rowops.h, built into the same addon as the matmuls). After the matmuls went
  * to OpenBLAS these were the largest stock kernels of a training step: wasm's
  * Sigmoid and Softmax call a scalar expf, and its Sum transposes the tensor
@@ -17,6 +17,8 @@ export interface RowAddon {
   sumCols(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
   sigmoid(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
   softmaxRows(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
+  /** absent in addons before lab-blas 15 */
+  addSame?(heap: Float32Array, a: number, b: number, n: number, out: number): void;
 }
 
 /** The parts of the wasm backend object we rely on (it has no public types). */
@@ -105,8 +107,33 @@ const sum: RowKernel = (args, ctx) => {
   return runRows(backend, x, outShape, tf.util.sizeFromShape(kept), ctx.addon.sumCols);
 };
 
+/**
+ * Add of two float32 tensors of one shape (residual connections and the
+ * gradients backprop accumulates), split over the threads; any broadcast falls back.
+ */
+const add: RowKernel = (args, ctx) => {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const same = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  if (!same || a.dtype !== 'float32' || b.dtype !== 'float32' || !ctx.addon.addSame)
+    return ctx.fallback();
+  const backend = args.backend as WasmBackend;
+  const out = backend.makeOutput(a.shape, 'float32');
+  const n = tf.util.sizeFromShape(a.shape);
+  if (n === 0) return out;
+  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
+  ctx.addon.addSame(
+    backend.wasm.HEAPF32,
+    offsetOf(backend, a),
+    offsetOf(backend, b),
+    n,
+    offsetOf(backend, out),
+  );
+  return out;
+};
+
 /** The kernels this file replaces, by TF.js kernel name. */
 export const ROW_KERNELS: Record<string, RowKernel> = {
+  Add: add,
   Sum: sum,
   Sigmoid: sigmoid,
   Softmax: softmax,
