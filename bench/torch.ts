@@ -12,7 +12,7 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { withoutLabWaitPolicy } from '../lib/backend/threads';
+import { withoutLabOpenMpEnv } from '../lib/backend/threads';
 
 export const PYTHON = process.env.LAB_PYTHON || '/usr/bin/python3';
 
@@ -131,11 +131,11 @@ export function setupName(s: TorchSetup): string {
 /**
  * The child's environment: this process's, with the thread count pinned for every
  * pool (torch's OpenMP, OpenBLAS's own, MKL's) and, for 'unset', without the BLAS
- * pins; without the OMP_WAIT_POLICY the lab sets for itself (lib/backend/threads.ts).
+ * pins; without the GOMP_SPINCOUNT the lab sets for itself (lib/backend/threads.ts).
  * Only the child's: this process keeps its pins.
  */
 export function childEnv(s: TorchSetup, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const out = withoutLabWaitPolicy(env); // PyTorch's OpenMP waits as it would by default
+  const out = withoutLabOpenMpEnv(env); // PyTorch's OpenMP spins as it would by default
   if (s.blas === 'unset') for (const n of BLAS_PINS) delete out[n];
   for (const n of ['OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'])
     out[n] = String(s.threads);

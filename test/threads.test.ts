@@ -190,29 +190,35 @@ test('threads: runners give each of their processes its share of the cores', () 
   assert.equal(shareCores(2, { LAB_THREADS: '5' }).LAB_THREADS, '5', 'a hand-set LAB_THREADS wins');
 });
 
-test("threads: OpenMP waits passively in the lab's process unless told otherwise; PyTorch children keep their own", (t) => {
+test("threads: OpenMP spins briefly in the lab's process unless told otherwise; PyTorch children keep their own", (t) => {
   if (!addon) return t.skip('no native kernels');
   const code = [
     `const { initBackend } = require(${JSON.stringify(path.join(ROOT, 'lib/backend/index'))});`,
-    `const { withoutLabWaitPolicy } = require(${JSON.stringify(path.join(ROOT, 'lib/backend/threads'))});`,
-    'initBackend().then(() => console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null,',
-    '  withoutLabWaitPolicy(process.env).OMP_WAIT_POLICY ?? null])));',
+    `const { withoutLabOpenMpEnv } = require(${JSON.stringify(path.join(ROOT, 'lib/backend/threads'))});`,
+    'const pick = (e) => [e.GOMP_SPINCOUNT ?? null, e.OMP_WAIT_POLICY ?? null];',
+    'initBackend().then(() => console.log(JSON.stringify([pick(process.env), pick(withoutLabOpenMpEnv(process.env))])));',
   ].join('\n');
-  const policies = (extra: NodeJS.ProcessEnv) => {
-    const env = { ...process.env, ...extra };
-    if (!('OMP_WAIT_POLICY' in extra)) delete env.OMP_WAIT_POLICY;
+  const seen = (extra: NodeJS.ProcessEnv) => {
+    const env = { ...process.env }; // this process set GOMP_SPINCOUNT when it loaded the addon
+    delete env.GOMP_SPINCOUNT;
+    delete env.OMP_WAIT_POLICY;
     const res = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
-      env,
+      env: { ...env, ...extra },
       encoding: 'utf8',
       timeout: 120_000,
     });
     assert.equal(res.status, 0, res.stderr);
     return JSON.parse(res.stdout.trim().split('\n').at(-1) ?? '[]');
   };
-  assert.deepEqual(policies({}), ['passive', null], 'unset: passive for the lab, none for PyTorch');
-  assert.deepEqual(
-    policies({ OMP_WAIT_POLICY: 'active' }),
-    ['active', 'active'],
-    'a set policy stays',
-  );
+  const [lab, torch] = seen({});
+  assert.deepEqual(lab, ['1000', null], 'unset: 1000 spins for the lab');
+  assert.deepEqual(torch, [null, null], 'and nothing for PyTorch');
+  assert.deepEqual(seen({ OMP_WAIT_POLICY: 'active' }), [
+    [null, 'active'],
+    [null, 'active'],
+  ]);
+  assert.deepEqual(seen({ GOMP_SPINCOUNT: '5' }), [
+    ['5', null],
+    ['5', null],
+  ]);
 });

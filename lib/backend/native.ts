@@ -28,7 +28,7 @@ import {
   POOL_KERNELS,
 } from './native/fused';
 import { offsetOf, ROW_KERNELS, type RowAddon, type WasmBackend } from './native/rowops';
-import { preferPassiveWait } from './threads';
+import { boundOpenMpSpin } from './threads';
 
 /** The addon's exports; numbers are float offsets into the heap, booleans are 0/1. */
 export interface BlasAddon extends RowAddon, CopyAddon, FusedAddon {
@@ -102,7 +102,7 @@ export function loadAddon(): { addon: BlasAddon } | { error: string } {
     return addonCache;
   }
   try {
-    preferPassiveWait(); // before OpenMP loads with the addon (backend/threads.ts)
+    boundOpenMpSpin(); // before OpenMP loads with the addon (backend/threads.ts)
     addonCache = { addon: require(file) as BlasAddon };
   } catch (e) {
     addonCache = { error: `cannot load ${file}: ${(e as Error).message.split('\n')[0]}` };

@@ -9,11 +9,14 @@
  * through LAB_THREADS (`shareCores`), so they never ask for more threads than
  * cores. LAB_THREADS set by hand always wins.
  *
- * OpenMP's workers wait for the next parallel region passively (they sleep
- * instead of spinning) unless OMP_WAIT_POLICY says otherwise: two processes
- * with 2 spinning threads each on 2 cores took 402 ms per `lab` step instead of
- * ~110 (measured), and passive waiting costs a single process nothing we
- * could measure.
+ * Between parallel regions OpenMP's workers spin briefly, then sleep: the lab
+ * sets GOMP_SPINCOUNT=1000 unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set.
+ * Measured on this 2-core VM (a `lab` SigLIP step at 2 threads; two processes
+ * at 2 threads each on the 2 cores): libgomp's default spin (300 000) and
+ * 100 000 spins took 402 and 710 ms per step when two processes overlap,
+ * 10 000 spins 190 ms, 1000 spins 124–133 ms, OMP_WAIT_POLICY=passive 128–134
+ * ms (~110 ms at 1 thread each); alone, passive waiting cost ~15% at 2 threads
+ * in one run (76–85 vs 60–68 ms spinning), noise in others.
  */
 import * as os from 'node:os';
 
@@ -48,22 +51,22 @@ export function shareCores(
   return { ...env, LAB_THREADS: String(share) };
 }
 
-/** Whether the lab set OMP_WAIT_POLICY itself (children that are not lab processes should not inherit it). */
-let waitPolicySet = false;
+/** Whether the lab set GOMP_SPINCOUNT itself (children that are not lab processes should not inherit it). */
+let spinSet = false;
 
 /**
- * Sets OMP_WAIT_POLICY=passive unless it is set, before the addon (and the
- * OpenMP runtime, which reads it once when it loads) is loaded.
+ * Sets GOMP_SPINCOUNT=1000 unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set,
+ * before the addon (and the OpenMP runtime, which reads it once when it loads) is loaded.
  */
-export function preferPassiveWait(): void {
-  if (process.env.OMP_WAIT_POLICY !== undefined) return;
-  process.env.OMP_WAIT_POLICY = 'passive';
-  waitPolicySet = true;
+export function boundOpenMpSpin(): void {
+  if (process.env.OMP_WAIT_POLICY !== undefined || process.env.GOMP_SPINCOUNT !== undefined) return;
+  process.env.GOMP_SPINCOUNT = '1000';
+  spinSet = true;
 }
 
-/** The environment without what `preferPassiveWait` added: for children that are not lab processes (PyTorch). */
-export function withoutLabWaitPolicy(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+/** The environment without what `boundOpenMpSpin` added: for children that are not lab processes (PyTorch). */
+export function withoutLabOpenMpEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
-  if (waitPolicySet) delete out.OMP_WAIT_POLICY;
+  if (spinSet) delete out.GOMP_SPINCOUNT;
   return out;
 }
