@@ -26,6 +26,8 @@ static void lab_dense(float *heap, int64_t x, int64_t w, int64_t b, int64_t y, i
   dense_gemm(heap, 0, 0, n, dout, din, x, w, y);
   if (b < 0) return;
   const float *bias = heap + b;
+  int par = lab_par(2 * n * dout);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
   for (int64_t i = 0; i < n; i++) {
     float *row = heap + y + i * dout;
     for (int64_t j = 0; j < dout; j++) row[j] = row[j] + bias[j];
