@@ -17,13 +17,14 @@ import {
   registerNativeKernels,
   restoreStockKernels,
 } from '../lib/backend/native';
-import { attentionPool, layerNorm, multiHeadAttention, quickGelu } from '../lib/model/ops';
+import { attentionPool, embed, layerNorm, multiHeadAttention, quickGelu } from '../lib/model/ops';
 import {
   type LlipParams,
   llipForward,
   llipMixQueries,
   mixingEntropy,
 } from '../lib/objectives/llip-mix';
+import { Rng } from '../lib/rng';
 import { numericGrad } from './helpers';
 
 const loaded = loadAddon();
@@ -634,6 +635,38 @@ test('fused attention pooling: values and both gradients match the op-by-op vers
           1e-2,
         );
       }
+    });
+  }
+});
+
+test('embedding lookup: rows and the table gradient match the one-hot matmul (repeats, ids out of range)', (t) => {
+  if (missing) return t.skip(missing);
+  const cases: [number, number, number][] = [
+    [1, 2, 1], // tf.oneHot needs a depth of 2 or more
+    [7, 5, 3],
+    [4096, 113, 64], // the text tower's lookup on the `lab` preset
+  ];
+  for (const [n, V, D] of cases) {
+    tf.tidy(() => {
+      const rng = new Rng(n + V);
+      const ids = tf.tensor1d(
+        Array.from({ length: n }, (_, i) =>
+          i % 11 === 5 ? V + 2 : i % 13 === 7 ? -1 : rng.int(V),
+        ),
+        'int32',
+      );
+      const table = rand([V, D]);
+      const dy = rand([n, D]);
+      const loss = (x: tf.Tensor) =>
+        tf.sum(tf.mul(embed(ids as tf.Tensor1D, x as tf.Tensor2D), dy)) as tf.Scalar;
+      const run = () => ({
+        y: embed(ids as tf.Tensor1D, table as tf.Tensor2D).dataSync(),
+        g: tf.grad(loss)(table).dataSync(),
+      });
+      const fused = run();
+      const ops = withoutAttention(run, { embed: false });
+      assertClose(fused.y, ops.y, `embed n${n} V${V} D${D} rows`, 0);
+      assertClose(fused.g, ops.g, `embed n${n} V${V} D${D} table grad`, 1e-5); // sums of ~36 rows in another order
     });
   }
 });

@@ -18,6 +18,8 @@ import {
   ATTENTION_POOL,
   ATTENTION_POOL_GRAD,
   hasKernel,
+  LAB_EMBED,
+  LAB_EMBED_GRAD,
   LAYER_NORM,
   LAYER_NORM_GRAD,
   LLIP_MIX,
@@ -124,6 +126,18 @@ test('threads: layer norm, quick GELU and the leading-axis Sum, same bits for an
     ...runFused(QUICK_GELU, { x }),
     ...runFused(QUICK_GELU_GRAD, { dy, x }),
   ]);
+  if (hasKernel(LAB_EMBED)) {
+    const ids = tf.tensor1d(
+      Array.from({ length: N }, (_, i) => (i * 7) % 50),
+      'int32',
+    );
+    const table = rand([50, D], 14);
+    sameBits('embedding', () => [
+      ...runFused(LAB_EMBED, { ids, table }),
+      ...runFused(LAB_EMBED_GRAD, { dy, ids }, { vocab: 50 }),
+    ]);
+    tf.dispose([ids, table]);
+  }
   sameBits('Sum over the leading axis', () => [
     tf.sum(dy, 0),
     tf.sum(tf.reshape(x, [N / 4, 4 * D]), 0),

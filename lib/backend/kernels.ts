@@ -85,6 +85,15 @@ export const ATTENTION_POOL = 'LabAttentionPool';
 export const ATTENTION_POOL_GRAD = 'LabAttentionPoolGrad';
 
 /**
+ * Embedding lookup out[i] = table[ids[i]] (lib/model/ops.ts `embed` has the
+ * op-by-op version, a one-hot matmul: wasm has no gradient for gather). Inputs:
+ * ids [N] (int32), table [V, D]. Outputs: out [N, D] (zeros for an id outside [0, V)).
+ */
+export const LAB_EMBED = 'LabEmbed';
+/** Its gradient w.r.t. the table. Inputs: dy [N, D], ids. Attrs: vocab V. Outputs: dtable [V, D]. */
+export const LAB_EMBED_GRAD = 'LabEmbedGrad';
+
+/**
  * A dense layer y = x·w + b (lib/model/layers.ts `dense` has the op-by-op
  * version: MatMul, then Add). Inputs: x [N, Din], w [Din, Dout], b [Dout]
  * (optional). Outputs: y [N, Dout].

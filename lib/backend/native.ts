@@ -20,6 +20,7 @@ import {
   ADAMW_MULTI_KERNELS,
   ATTENTION_KERNELS,
   DENSE_KERNELS,
+  EMBED_KERNELS,
   FUSED_KERNELS,
   type FusedAddon,
   LIXP_KERNELS,
@@ -276,7 +277,7 @@ let rowOps = true;
  * one by one). Defaults come from the environment, read once per
  * registration and never written: LAB_GEMM=dnnl|openblas, LAB_NATIVE_ROWOPS=0,
  * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0,
- * LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0, LAB_NATIVE_DENSE=0, LAB_NATIVE_LOSS=0. (Writing process.env at run time is
+ * LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0, LAB_NATIVE_DENSE=0, LAB_NATIVE_LOSS=0, LAB_NATIVE_EMBED=0. (Writing process.env at run time is
  * setenv, unsafe while native threads may read the environment.)
  */
 export interface KernelOptions {
@@ -290,6 +291,7 @@ export interface KernelOptions {
   lixp?: boolean; // LIxP's fused contextualiser (fused.ts; off when `fused` is)
   dense?: boolean; // dense layers x·w + b, one kernel each way (fused.ts; off when `fused` is)
   loss?: boolean; // SigLIP's pair loss and l2normalize, one kernel each way (fused.ts; off when `fused` is)
+  embed?: boolean; // embedding lookup and its gradient (fused.ts; off when `fused` is)
 }
 
 function withDefaults(o: KernelOptions): Required<KernelOptions> {
@@ -309,6 +311,7 @@ function withDefaults(o: KernelOptions): Required<KernelOptions> {
     lixp: o.lixp ?? env.LAB_NATIVE_LIXP !== '0',
     dense: o.dense ?? env.LAB_NATIVE_DENSE !== '0',
     loss: o.loss ?? env.LAB_NATIVE_LOSS !== '0',
+    embed: o.embed ?? env.LAB_NATIVE_EMBED !== '0',
   };
 }
 
@@ -342,6 +345,7 @@ function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
   const off = [
     ...(o.attention && typeof addon.attentionGrad === 'function' ? [] : ATTENTION_KERNELS),
     ...(o.attention && typeof addon.attentionPoolGrad === 'function' ? [] : POOL_KERNELS),
+    ...(o.embed && typeof addon.embedGrad === 'function' ? [] : EMBED_KERNELS),
     ...(o.llip && typeof addon.llipMixGrad === 'function' ? [] : LLIP_KERNELS),
     ...(o.multiAdamW && typeof addon.adamwMulti === 'function' ? [] : ADAMW_MULTI_KERNELS),
     ...(o.lixp && typeof addon.lixpContextGrad === 'function' ? [] : LIXP_KERNELS),

@@ -21,6 +21,8 @@ import {
   hasKernel,
   L2_NORMALIZE,
   L2_NORMALIZE_GRAD,
+  LAB_EMBED,
+  LAB_EMBED_GRAD,
   LAYER_NORM,
   LAYER_NORM_GRAD,
   QUICK_GELU,
@@ -243,10 +245,24 @@ export function multiHeadAttention(
 }
 
 /**
- * Embedding lookup as a one-hot matmul: wasm has no gradient for gather, and a
- * [N, V] × [V, D] product is cheap at this lab's vocabulary sizes.
+ * Embedding lookup table[ids]: [N, D]. With the native kernel (lib/backend/kernels.ts
+ * LAB_EMBED) a row copy forward and a scatter-add backward; else a one-hot
+ * matmul (wasm has no gradient for gather; a [N, V] × [V, D] product is cheap
+ * at this lab's vocabulary sizes), the reference the kernel is tested against.
  */
 export function embed(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
+  if (hasKernel(LAB_EMBED)) {
+    const vocab = table.shape[0];
+    const f = withGrad<(t: tf.Tensor2D) => tf.Tensor2D>((t: tf.Tensor, save: Saved) => {
+      const restore = saveForGrad(save, [ids]);
+      return {
+        value: runFused(LAB_EMBED, { ids, table: t })[0],
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          runFused(LAB_EMBED_GRAD, { dy, ids: restore(saved)[0] }, { vocab })[0],
+      };
+    });
+    return f(table);
+  }
   return tf.tidy(() => tf.matMul(tf.oneHot(ids, table.shape[0]).toFloat(), table));
 }
 

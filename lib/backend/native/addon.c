@@ -195,7 +195,7 @@ static napi_value SumRows(napi_env env, napi_callback_info info) {
   if (v[2] == 0) return NULL;
   double *acc = alloc_or_throw(env, (size_t)v[2] * sizeof(double), 1);
   if (acc == NULL) return NULL;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_sum_rows(h.data + v[0], h.data + v[3], v[1], v[2], acc);
   release_signals(&guard);
   free(acc);
@@ -209,7 +209,7 @@ static napi_value AddSame(napi_env env, napi_callback_info info) {
   if (!get_heap_ints(env, info, 4, &h, v)) return NULL;
   int64_t n = v[2], offs[3] = {v[0], v[1], v[3]}, spans[3] = {n, n, n};
   if (n < 0 || !check_spans(env, &h, offs, spans, 3, "addSame")) return NULL;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_add(h.data + v[0], h.data + v[1], h.data + v[3], n);
   release_signals(&guard);
   return NULL;
@@ -393,7 +393,7 @@ static napi_value AdamWMulti(napi_env env, napi_callback_info info) {
   if (tmp != NULL) {
     AdamW a = {(float)h[0], (float)h[1], (float)(1.0 - h[1]), (float)h[2], (float)(1.0 - h[2]),
                (float)h[3], 0.0f, (float)h[4], (float)h[5]};
-    SignalGuard guard = hold_signals();
+    SignalGuard guard = hold_signals_par();
     lab_adamw_multi(heap.data, slots, count, slots + count, rest, (float)h[6], a, heap.data + v[2], tmp);
     release_signals(&guard);
   }
@@ -409,7 +409,7 @@ static napi_value QuickGelu(napi_env env, napi_callback_info info) {
   if (!get_heap_ints(env, info, 3, &h, v)) return NULL;
   int64_t offs[2] = {v[0], v[1]}, spans[2] = {v[2], v[2]};
   if (!check_spans(env, &h, offs, spans, 2, "quickGelu")) return NULL;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_quick_gelu(h.data + v[0], h.data + v[1], v[2]);
   release_signals(&guard);
   return NULL;
@@ -422,7 +422,7 @@ static napi_value QuickGeluGrad(napi_env env, napi_callback_info info) {
   if (!get_heap_ints(env, info, 4, &h, v)) return NULL;
   int64_t offs[3] = {v[0], v[1], v[2]}, spans[3] = {v[3], v[3], v[3]};
   if (!check_spans(env, &h, offs, spans, 3, "quickGeluGrad")) return NULL;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_quick_gelu_grad(h.data + v[0], h.data + v[1], h.data + v[2], v[3]);
   release_signals(&guard);
   return NULL;
@@ -442,7 +442,7 @@ static napi_value LayerNorm(napi_env env, napi_callback_info info) {
   int64_t offs[6] = {v[0], v[1], v[2], v[3], v[4], v[5]}, spans[6] = {n, cols, cols, n, n, rows};
   if (rows < 0 || cols < 0 || !check_spans(env, &h, offs, spans, 6, "layerNorm")) return NULL;
   float *d = h.data;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_layer_norm(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], rows, cols, (float)eps);
   release_signals(&guard);
   return NULL;
@@ -459,7 +459,7 @@ static napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   double *acc = alloc_or_throw(env, (size_t)(2 * cols + 1) * sizeof(double), 0);
   if (acc == NULL) return NULL;
   float *d = h.data;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_layer_norm_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], d + v[6], rows, cols, acc);
   release_signals(&guard);
   free(acc);
@@ -498,7 +498,7 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
   float *scratch = alloc_or_throw(env, (size_t)(lab_threads * attn_scratch(&a)) * sizeof(float), 0);
   if (scratch == NULL) return NULL;
   float *d = h.data;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_attention(d + v[0], v[1] < 0 ? NULL : d + v[1], d + v[2], d + v[3], &a, scratch);
   release_signals(&guard);
   free(scratch);
@@ -523,12 +523,40 @@ static napi_value AttentionGrad(napi_env env, napi_callback_info info) {
   float *scratch = alloc_or_throw(env, (size_t)(lab_threads * attn_scratch(&a)) * sizeof(float), 0);
   if (scratch == NULL) return NULL;
   float *d = h.data;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_attention_grad(d + v[0], d + v[1], d + v[2], d + v[3], &a, scratch);
   release_signals(&guard);
   free(scratch);
   return NULL;
 }
+
+static int size_in(napi_env env, int64_t v, int64_t lo, int64_t hi, const char *what);
+
+/* embed(heap, ids, table, out, n, V, D) and embedGrad(heap, ids, dy, dtable, n, V, D) (copyops.h); ids are int32 */
+static napi_value embed_call(napi_env env, napi_callback_info info, int grad) {
+  Heap h;
+  int64_t v[6];
+  const char *what = grad ? "embedGrad" : "embed";
+  if (!get_heap_ints(env, info, 6, &h, v) || !size_in(env, v[3], 0, INT32_MAX, what) ||
+      !size_in(env, v[4], 0, INT32_MAX, what) || !size_in(env, v[5], 0, INT32_MAX, what))
+    return NULL;
+  int64_t n = v[3], V = v[4], D = v[5];
+  int64_t offs[3] = {v[0], v[1], v[2]};
+  int64_t spans[3] = {n, grad ? n * D : V * D, grad ? V * D : n * D};
+  if (!check_spans(env, &h, offs, spans, 3, what)) return NULL;
+  const int32_t *ids = (const int32_t *)(h.data + v[0]); /* int32 and float32 share the heap's 4-byte slots */
+  SignalGuard guard = hold_signals_par();
+  if (grad) {
+    lab_embed_grad(ids, h.data + v[1], h.data + v[2], n, V, D);
+  } else {
+    lab_embed(ids, h.data + v[1], h.data + v[2], n, V, D);
+  }
+  release_signals(&guard);
+  return NULL;
+}
+
+static napi_value Embed(napi_env env, napi_callback_info info) { return embed_call(env, info, 0); }
+static napi_value EmbedGrad(napi_env env, napi_callback_info info) { return embed_call(env, info, 1); }
 
 /* attentionPool(heap, kv, q, out, att, B, T, H, dh, scale) (attention.h) */
 static napi_value AttentionPool(napi_env env, napi_callback_info info) {
@@ -546,7 +574,7 @@ static napi_value AttentionPool(napi_env env, napi_callback_info info) {
   if (!check_spans(env, &h, v, spans, 4, "attentionPool")) return NULL;
   if (a.B == 0 || D == 0) return NULL;
   float *d = h.data;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_attention_pool(d + v[0], d + v[1], d + v[2], d + v[3], a.B, a.T, a.H, a.dh, a.scale);
   release_signals(&guard);
   return NULL;
@@ -574,7 +602,7 @@ static napi_value AttentionPoolGrad(napi_env env, napi_callback_info info) {
   }
   float *dqb = alloc_or_throw(env, (size_t)(a.B * D) * sizeof(float), 0);
   if (dqb == NULL) return NULL;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_attention_pool_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], a.B, a.T, a.H, a.dh, a.scale,
                           dqb);
   release_signals(&guard);
@@ -613,7 +641,7 @@ static napi_value LlipMixFwd(napi_env env, napi_callback_info info) {
   float *scratch = alloc_or_throw(env, (size_t)llip_scratch(&a, lab_threads) * sizeof(float), 0);
   if (scratch == NULL) return NULL;
   float *d = h.data;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_llip_mix(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], &a, scratch);
   release_signals(&guard);
   free(scratch);
@@ -643,7 +671,7 @@ static napi_value LlipMixGrad(napi_env env, napi_callback_info info) {
   }
   float *scratch = alloc_or_throw(env, (size_t)llip_scratch(&a, lab_threads) * sizeof(float), 0);
   if (scratch == NULL) return NULL;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_llip_mix_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], d + v[6], d + v[7], &a, scratch);
   release_signals(&guard);
   free(scratch);
@@ -655,7 +683,7 @@ static napi_value RowEntropy(napi_env env, napi_callback_info info) {
   Heap h;
   int64_t v[4];
   if (!get_rows_args(env, info, &h, v, OUT_ROWS, "rowEntropy")) return NULL;
-  SignalGuard guard = hold_signals();
+  SignalGuard guard = hold_signals_par();
   lab_row_entropy(h.data + v[0], h.data + v[3], v[1], v[2]);
   release_signals(&guard);
   return NULL;
@@ -957,6 +985,8 @@ NAPI_MODULE_INIT() {
       {"attentionGrad", NULL, AttentionGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionPool", NULL, AttentionPool, NULL, NULL, NULL, napi_enumerable, NULL},
       {"addSame", NULL, AddSame, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"embed", NULL, Embed, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"embedGrad", NULL, EmbedGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionPoolGrad", NULL, AttentionPoolGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMix", NULL, LlipMixFwd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMixGrad", NULL, LlipMixGrad, NULL, NULL, NULL, napi_enumerable, NULL},

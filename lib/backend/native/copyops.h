@@ -117,3 +117,33 @@ static void copy_strided(const float *src, float *dst, CopyPlan *p) {
     if (k < 0) return;
   }
 }
+
+/*
+ * Embedding lookup, out[i, :] = table[ids[i], :] for i < n (an id outside [0, V)
+ * gives a row of zeros, as its one-hot row would), rows split over threads;
+ * and its gradient, dtable[v, :] = Σ_{i: ids[i] = v} dy[i, :], summed in the
+ * order of i on one thread (the bits never depend on the thread count).
+ */
+static void lab_embed(const int32_t *ids, const float *table, float *out, int64_t n, int64_t V, int64_t D) {
+  int par = lab_par(2 * n * D);
+#pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
+  for (int64_t i = 0; i < n; i++) {
+    int64_t id = ids[i];
+    if (id >= 0 && id < V) {
+      memcpy(out + i * D, table + id * D, (size_t)D * sizeof(float));
+    } else {
+      memset(out + i * D, 0, (size_t)D * sizeof(float));
+    }
+  }
+}
+
+static void lab_embed_grad(const int32_t *ids, const float *dy, float *dtable, int64_t n, int64_t V, int64_t D) {
+  memset(dtable, 0, (size_t)(V * D) * sizeof(float));
+  for (int64_t i = 0; i < n; i++) {
+    int64_t id = ids[i];
+    if (id < 0 || id >= V) continue;
+    float *row = dtable + id * D;
+    const float *g = dy + i * D;
+    for (int64_t c = 0; c < D; c++) row[c] += g[c];
+  }
+}

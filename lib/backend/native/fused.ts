@@ -17,6 +17,8 @@ import {
   L2_NORMALIZE_GRAD,
   LAB_DENSE,
   LAB_DENSE_GRAD,
+  LAB_EMBED,
+  LAB_EMBED_GRAD,
   LAYER_NORM,
   LAYER_NORM_GRAD,
   LIXP_CONTEXT,
@@ -51,6 +53,10 @@ export interface FusedAddon {
   attention(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   attentionGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   attentionPool(heap: Float32Array, ...offsetsSizesScale: number[]): void;
+  /** (heap, ids, table, out, n, V, D); ids int32 */
+  embed(heap: Float32Array, ...offsetsSizes: number[]): void;
+  /** (heap, ids, dy, dtable, n, V, D) */
+  embedGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
   attentionPoolGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   llipMix(heap: Float32Array, ...offsetsSizesTau: number[]): void;
   llipMixGrad(heap: Float32Array, ...offsetsSizesTau: number[]): void;
@@ -325,6 +331,39 @@ const attentionPoolGrad: FusedKernel = (args, addon) => {
   );
 };
 
+/** [n, V, D] of an embedding call, checked: ids int32 [n], table [V, D], rows [n, D]. */
+function embedSizes(name: string, ids: tf.TensorInfo, rows: tf.TensorInfo, V: number): number[] {
+  const D = rows.shape[rows.shape.length - 1];
+  const n = tf.util.sizeFromShape(ids.shape);
+  if (ids.dtype !== 'int32' || ids.shape.length !== 1 || rows.shape.length !== 2 || !(V >= 0)) {
+    throw new Error(
+      `${name}: expected int32 ids [n] and a 2-D float32 tensor, got ${ids.dtype} [${ids.shape}], [${rows.shape}]`,
+    );
+  }
+  return [n, V, D];
+}
+
+const embedKernel: FusedKernel = (args, addon) => {
+  const { ids, table } = args.inputs as Record<'ids' | 'table', tf.TensorInfo>;
+  mustFloat(LAB_EMBED, [table]);
+  const [n, V, D] = embedSizes(LAB_EMBED, ids, table, table.shape[0]);
+  return run(args.backend as WasmBackend, [ids, table], [[n, D]], (heap, o) =>
+    addon.embed(heap, ...o, n, V, D),
+  );
+};
+
+const embedGrad: FusedKernel = (args, addon) => {
+  const { dy, ids } = args.inputs as Record<'dy' | 'ids', tf.TensorInfo>;
+  const { vocab } = args.attrs as { vocab: number };
+  mustFloat(LAB_EMBED_GRAD, [dy]);
+  const [n, V, D] = embedSizes(LAB_EMBED_GRAD, ids, dy, vocab);
+  if (dy.shape[0] !== n)
+    throw new Error(`${LAB_EMBED_GRAD}: dy [${dy.shape}] does not match ${n} ids`);
+  return run(args.backend as WasmBackend, [ids, dy], [[V, D]], (heap, o) =>
+    addon.embedGrad(heap, ...o, n, V, D),
+  );
+};
+
 interface LlipAttrs {
   heads: number;
   tau: number;
@@ -580,6 +619,8 @@ export const ADAMW_MULTI_KERNELS = [ADAMW_MULTI];
 export const ATTENTION_KERNELS = [ATTENTION, ATTENTION_GRAD];
 /** The attention pooling pair: with the attention switch, added only when the addon has it (lab-blas 15). */
 export const POOL_KERNELS = [ATTENTION_POOL, ATTENTION_POOL_GRAD];
+/** The embedding pair: added only when the addon has it (lab-blas 15); off with LAB_NATIVE_EMBED=0. */
+export const EMBED_KERNELS = [LAB_EMBED, LAB_EMBED_GRAD];
 
 /** The kernels this file adds, by name (none replaces a stock kernel). */
 export const FUSED_KERNELS: Record<string, FusedKernel> = {
@@ -593,6 +634,8 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [ATTENTION_GRAD]: attentionGrad,
   [ATTENTION_POOL]: attentionPool,
   [ATTENTION_POOL_GRAD]: attentionPoolGrad,
+  [LAB_EMBED]: embedKernel,
+  [LAB_EMBED_GRAD]: embedGrad,
   [LLIP_MIX]: llipMix,
   [LLIP_MIX_GRAD]: llipMixGrad,
   [ROW_ENTROPY]: rowEntropy,

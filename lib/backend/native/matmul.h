@@ -124,6 +124,23 @@ static SignalGuard hold_signals(void) {
   return guard;
 }
 
+/*
+ * The same for the lab's own kernels, which never run oneDNN's JIT code: only
+ * when they may split their work, so that the OpenMP workers they wake (or
+ * create) are never ones a signal can land on. One thread: no syscalls.
+ */
+static SignalGuard hold_signals_par(void) {
+  SignalGuard guard = {0};
+#ifdef LAB_DNNL
+  if (lab_threads > 1) {
+    sigset_t all;
+    sigfillset(&all);
+    guard.active = pthread_sigmask(SIG_BLOCK, &all, &guard.saved) == 0;
+  }
+#endif
+  return guard;
+}
+
 static void release_signals(SignalGuard *guard) {
 #ifdef LAB_DNNL
   if (guard->active) pthread_sigmask(SIG_SETMASK, &guard->saved, NULL);
