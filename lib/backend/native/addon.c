@@ -3,9 +3,11 @@
  * the one file the build compiles: it reads each call's arguments, checks
  * every operand lies inside the wasm heap, runs the kernel and exports the
  * functions lib/backend/native.ts loads. The kernels live beside it, each in
- * a header: matmul.h (sgemm through oneDNN or OpenBLAS), rowops.h (sums,
- * sigmoid, softmax), copyops.h (strided copies), fusedops.h (AdamW, quick
- * GELU, layer norm), attention.h (multi-head self-attention), llipops.h
+ * a header: matmul.h (sgemm through oneDNN or OpenBLAS, the thread count,
+ * the signal guards), rowops.h (sums, sigmoid, softmax, same-shape add),
+ * copyops.h (strided copies, embedding lookup), fusedops.h (AdamW, quick
+ * GELU, layer norm), attention.h (multi-head self-attention, attention
+ * pooling), llipops.h
  * (Llip's pairwise mixing, row entropy), lixpops.h (LIxP's contextualiser),
  * denseops.h (a dense layer x·w + b, both ways), lossops.h (SigLIP's pair
  * loss and row L2 normalisation, both ways), probeops.h (the linear probe's
@@ -479,17 +481,25 @@ static int get_attn(napi_env env, const int64_t *v, double scale, Attn *a, const
   return 1;
 }
 
+/*
+ * Reads an attention-family call, (heap, `n_offs` offsets, B, T, H, dh, scale):
+ * the heap, the offsets into v[0..n_offs), the sizes (checked) into a; throws naming `what`.
+ */
+static int get_attn_call(napi_env env, napi_callback_info info, size_t n_offs, Heap *h, int64_t *v, Attn *a,
+                         const char *what) {
+  napi_value argv[16];
+  double scale;
+  size_t n = n_offs + 4; /* offsets, then B, T, H, dh */
+  return get_args(env, info, n + 2, argv) && get_heap(env, argv[0], h) && get_ints(env, argv + 1, n, v) &&
+         get_doubles(env, argv + 1 + n, 1, &scale) && get_attn(env, v + n_offs, scale, a, what);
+}
+
 /* attention(heap, qkv, mask (< 0: none), out, probs, B, T, H, dh, scale) (attention.h) */
 static napi_value Attention(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
   Heap h;
   int64_t v[8];
-  double scale;
   Attn a;
-  if (!get_args(env, info, 10, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 8, v) ||
-      !get_doubles(env, argv + 9, 1, &scale) || !get_attn(env, v + 4, scale, &a, "attention")) {
-    return NULL;
-  }
+  if (!get_attn_call(env, info, 4, &h, v, &a, "attention")) return NULL;
   int64_t D = a.H * a.dh, rows = a.B * a.T;
   int64_t offs[4] = {v[0], v[1] < 0 ? 0 : v[1], v[2], v[3]};
   int64_t spans[4] = {rows * 3 * D, v[1] < 0 ? 0 : a.T * a.T, rows * D, a.B * a.H * a.T * a.T};
@@ -507,15 +517,10 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
 
 /* attentionGrad(heap, dy, qkv, probs, dqkv, B, T, H, dh, scale) (attention.h) */
 static napi_value AttentionGrad(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
   Heap h;
   int64_t v[8];
-  double scale;
   Attn a;
-  if (!get_args(env, info, 10, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 8, v) ||
-      !get_doubles(env, argv + 9, 1, &scale) || !get_attn(env, v + 4, scale, &a, "attentionGrad")) {
-    return NULL;
-  }
+  if (!get_attn_call(env, info, 4, &h, v, &a, "attentionGrad")) return NULL;
   int64_t D = a.H * a.dh, rows = a.B * a.T;
   int64_t spans[4] = {rows * D, rows * 3 * D, a.B * a.H * a.T * a.T, rows * 3 * D};
   if (!check_spans(env, &h, v, spans, 4, "attentionGrad")) return NULL;
@@ -560,15 +565,10 @@ static napi_value EmbedGrad(napi_env env, napi_callback_info info) { return embe
 
 /* attentionPool(heap, kv, q, out, att, B, T, H, dh, scale) (attention.h) */
 static napi_value AttentionPool(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
   Heap h;
   int64_t v[8];
-  double scale;
   Attn a;
-  if (!get_args(env, info, 10, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 8, v) ||
-      !get_doubles(env, argv + 9, 1, &scale) || !get_attn(env, v + 4, scale, &a, "attentionPool")) {
-    return NULL;
-  }
+  if (!get_attn_call(env, info, 4, &h, v, &a, "attentionPool")) return NULL;
   int64_t D = a.H * a.dh;
   int64_t spans[4] = {a.B * a.T * 2 * D, D, a.B * D, a.B * a.H * a.T};
   if (!check_spans(env, &h, v, spans, 4, "attentionPool")) return NULL;
@@ -582,15 +582,10 @@ static napi_value AttentionPool(napi_env env, napi_callback_info info) {
 
 /* attentionPoolGrad(heap, dout, kv, q, att, dkv, dq, B, T, H, dh, scale) (attention.h) */
 static napi_value AttentionPoolGrad(napi_env env, napi_callback_info info) {
-  napi_value argv[12];
   Heap h;
   int64_t v[10];
-  double scale;
   Attn a;
-  if (!get_args(env, info, 12, argv) || !get_heap(env, argv[0], &h) || !get_ints(env, argv + 1, 10, v) ||
-      !get_doubles(env, argv + 11, 1, &scale) || !get_attn(env, v + 6, scale, &a, "attentionPoolGrad")) {
-    return NULL;
-  }
+  if (!get_attn_call(env, info, 6, &h, v, &a, "attentionPoolGrad")) return NULL;
   int64_t D = a.H * a.dh, kvn = a.B * a.T * 2 * D;
   int64_t spans[6] = {a.B * D, kvn, D, a.B * a.H * a.T, kvn, D};
   if (!check_spans(env, &h, v, spans, 6, "attentionPoolGrad")) return NULL;

@@ -132,27 +132,25 @@ static void lab_attention(const float *qkv, const float *mask, float *out, float
     int64_t b = bh / a->H, h = bh % a->H;
     float *q = scratch + lab_thread_id() * per, *k = q + T * dp, *v = k + T * dp, *o = v + T * dp;
     float *kt = o + T * dp, *s = kt + dh * tp;
-    {
-      att_gather(qkv, a, b, h, 0, a->scale, q, dp);
-      att_gather(qkv, a, b, h, 1, 1.0f, k, dp);
-      att_gather(qkv, a, b, h, 2, 1.0f, v, dp);
-      att_transpose(k, dp, kt, T, dh, tp);
-      att_gemm(T, tp, dh, q, dp, 1, kt, tp, s, tp); /* s = (q·scale) kᵀ, [T, tp] */
-      float *p = probs + (b * a->H + h) * T * T;
-      for (int64_t i = 0; i < T; i++) {
-        const float *si = s + i * tp;
-        float *pi = p + i * T;
-        if (mask != NULL) {
-          const float *mi = mask + i * T;
-          for (int64_t j = 0; j < T; j++) pi[j] = si[j] + mi[j];
-        } else {
-          memcpy(pi, si, (size_t)T * sizeof(float));
-        }
+    att_gather(qkv, a, b, h, 0, a->scale, q, dp);
+    att_gather(qkv, a, b, h, 1, 1.0f, k, dp);
+    att_gather(qkv, a, b, h, 2, 1.0f, v, dp);
+    att_transpose(k, dp, kt, T, dh, tp);
+    att_gemm(T, tp, dh, q, dp, 1, kt, tp, s, tp); /* s = (q·scale) kᵀ, [T, tp] */
+    float *p = probs + (b * a->H + h) * T * T;
+    for (int64_t i = 0; i < T; i++) {
+      const float *si = s + i * tp;
+      float *pi = p + i * T;
+      if (mask != NULL) {
+        const float *mi = mask + i * T;
+        for (int64_t j = 0; j < T; j++) pi[j] = si[j] + mi[j];
+      } else {
+        memcpy(pi, si, (size_t)T * sizeof(float));
       }
-      lab_softmax_rows(p, p, T, T);
-      att_gemm(T, dp, T, p, T, 1, v, dp, o, dp); /* o = p v */
-      att_scatter(o, dp, T, dh, 1.0f, out + b * T * D + h * dh, D);
     }
+    lab_softmax_rows(p, p, T, T);
+    att_gemm(T, dp, T, p, T, 1, v, dp, o, dp); /* o = p v */
+    att_scatter(o, dp, T, dh, 1.0f, out + b * T * D + h * dh, D);
   }
 }
 
@@ -166,34 +164,32 @@ static void lab_attention_grad(const float *dy, const float *qkv, const float *p
     int64_t b = bh / a->H, h = bh % a->H;
     float *q = scratch + lab_thread_id() * per, *k = q + T * dp, *v = k + T * dp, *g = v + T * dp;
     float *dq = g + T * dp, *dk = dq + T * dp, *dv = dk + T * dp, *vt = dv + T * dp, *ds = vt + dh * tp;
-    {
-      att_gather(qkv, a, b, h, 0, a->scale, q, dp);
-      att_gather(qkv, a, b, h, 1, 1.0f, k, dp);
-      att_gather(qkv, a, b, h, 2, 1.0f, v, dp);
-      att_transpose(v, dp, vt, T, dh, tp);
-      for (int64_t i = 0; i < T; i++) {
-        const float *src = dy + (b * T + i) * D + h * dh;
-        float *gi = g + i * dp;
-        memcpy(gi, src, (size_t)dh * sizeof(float));
-        for (int64_t c = dh; c < dp; c++) gi[c] = 0.0f;
-      }
-      const float *p = probs + (b * a->H + h) * T * T;
-      att_gemm(T, tp, dh, g, dp, 1, vt, tp, ds, tp); /* dp = do vᵀ, [T, tp] */
-      for (int64_t i = 0; i < T; i++) {
-        const float *pi = p + i * T;
-        float *di = ds + i * tp;
-        float dot = 0.0f;
-        for (int64_t j = 0; j < T; j++) dot += di[j] * pi[j];
-        for (int64_t j = 0; j < T; j++) di[j] = pi[j] * (di[j] - dot);
-      }
-      att_gemm(T, dp, T, ds, tp, 1, k, dp, dq, dp); /* dq = ds k (times scale below) */
-      att_gemm(T, dp, T, ds, 1, tp, q, dp, dk, dp); /* dk = dsᵀ (q·scale) */
-      att_gemm(T, dp, T, p, 1, T, g, dp, dv, dp);   /* dv = pᵀ do */
-      float *base = dqkv + b * T * 3 * D + h * dh;
-      att_scatter(dq, dp, T, dh, a->scale, base, 3 * D);
-      att_scatter(dk, dp, T, dh, 1.0f, base + D, 3 * D);
-      att_scatter(dv, dp, T, dh, 1.0f, base + 2 * D, 3 * D);
+    att_gather(qkv, a, b, h, 0, a->scale, q, dp);
+    att_gather(qkv, a, b, h, 1, 1.0f, k, dp);
+    att_gather(qkv, a, b, h, 2, 1.0f, v, dp);
+    att_transpose(v, dp, vt, T, dh, tp);
+    for (int64_t i = 0; i < T; i++) {
+      const float *src = dy + (b * T + i) * D + h * dh;
+      float *gi = g + i * dp;
+      memcpy(gi, src, (size_t)dh * sizeof(float));
+      for (int64_t c = dh; c < dp; c++) gi[c] = 0.0f;
     }
+    const float *p = probs + (b * a->H + h) * T * T;
+    att_gemm(T, tp, dh, g, dp, 1, vt, tp, ds, tp); /* dp = do vᵀ, [T, tp] */
+    for (int64_t i = 0; i < T; i++) {
+      const float *pi = p + i * T;
+      float *di = ds + i * tp;
+      float dot = 0.0f;
+      for (int64_t j = 0; j < T; j++) dot += di[j] * pi[j];
+      for (int64_t j = 0; j < T; j++) di[j] = pi[j] * (di[j] - dot);
+    }
+    att_gemm(T, dp, T, ds, tp, 1, k, dp, dq, dp); /* dq = ds k (times scale below) */
+    att_gemm(T, dp, T, ds, 1, tp, q, dp, dk, dp); /* dk = dsᵀ (q·scale) */
+    att_gemm(T, dp, T, p, 1, T, g, dp, dv, dp);   /* dv = pᵀ do */
+    float *base = dqkv + b * T * 3 * D + h * dh;
+    att_scatter(dq, dp, T, dh, a->scale, base, 3 * D);
+    att_scatter(dk, dp, T, dh, 1.0f, base + D, 3 * D);
+    att_scatter(dv, dp, T, dh, 1.0f, base + 2 * D, 3 * D);
   }
 }
 

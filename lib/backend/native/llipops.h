@@ -85,23 +85,21 @@ static void lab_llip_mix(const float *keys, const float *values, const float *q,
     float *s = v + T * dp;                                                        /* [Bt, tp] */
     float *p = s + Bt * tp;                                                       /* [Bt, T] */
     float *o = p + Bt * tp;                                                       /* [Bt, dp] */
-    {
-      const float *ki = keys + i * E + m * dh, *vi = values + i * E + m * dh;
-      for (int64_t c = 0; c < dh; c++) {
-        float *dst = kt + c * tp;
-        for (int64_t k = 0; k < T; k++) dst[k] = ki[k * B * E + c];
-        for (int64_t k = T; k < tp; k++) dst[k] = 0.0f;
-      }
-      llip_gather(vi, B * E, T, dh, dp, 0.0f, v);
-      att_gemm(Bt, tp, dh, qh + m * Bt * dp, dp, 1, kt, tp, s, tp); /* s = (Q/τ) Kᵀ [Bt, tp] */
-      for (int64_t j = 0; j < Bt; j++) memcpy(p + j * T, s + j * tp, (size_t)T * sizeof(float));
-      lab_softmax_rows(p, p, Bt, T);
-      float *phim = phi + m * Bt * B * T + i * T;
-      for (int64_t j = 0; j < Bt; j++) memcpy(phim + j * B * T, p + j * T, (size_t)T * sizeof(float));
-      llip_gemm(Bt, dp, T, p, T, 1, v, dp, o, dp); /* o = Φ V [Bt, dp] */
-      float *mi = mixed + i * Bt * E + m * dh;
-      for (int64_t j = 0; j < Bt; j++) memcpy(mi + j * E, o + j * dp, (size_t)dh * sizeof(float));
+    const float *ki = keys + i * E + m * dh, *vi = values + i * E + m * dh;
+    for (int64_t c = 0; c < dh; c++) {
+      float *dst = kt + c * tp;
+      for (int64_t k = 0; k < T; k++) dst[k] = ki[k * B * E + c];
+      for (int64_t k = T; k < tp; k++) dst[k] = 0.0f;
     }
+    llip_gather(vi, B * E, T, dh, dp, 0.0f, v);
+    att_gemm(Bt, tp, dh, qh + m * Bt * dp, dp, 1, kt, tp, s, tp); /* s = (Q/τ) Kᵀ [Bt, tp] */
+    for (int64_t j = 0; j < Bt; j++) memcpy(p + j * T, s + j * tp, (size_t)T * sizeof(float));
+    lab_softmax_rows(p, p, Bt, T);
+    float *phim = phi + m * Bt * B * T + i * T;
+    for (int64_t j = 0; j < Bt; j++) memcpy(phim + j * B * T, p + j * T, (size_t)T * sizeof(float));
+    llip_gemm(Bt, dp, T, p, T, 1, v, dp, o, dp); /* o = Φ V [Bt, dp] */
+    float *mi = mixed + i * Bt * E + m * dh;
+    for (int64_t j = 0; j < Bt; j++) memcpy(mi + j * E, o + j * dp, (size_t)dh * sizeof(float));
   }
 }
 

@@ -103,7 +103,9 @@ static void row_major_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, con
  * with "corrupted size vs. prev_size" right after its PyTorch child exited.
  * So signals are held back on this thread for the duration of the matmuls
  * (two syscalls per kernel call) and delivered right after. OpenMP workers,
- * created inside the first call, inherit the blocked mask.
+ * created inside the first parallel region (a matmul's or one of the lab's
+ * kernels', which hold signals too when they may split: hold_signals_par),
+ * inherit the blocked mask.
  */
 typedef struct {
   int active;
