@@ -595,13 +595,13 @@ static napi_value AttentionPoolGrad(napi_env env, napi_callback_info info) {
     memset(d + v[5], 0, (size_t)D * sizeof(float));
     return NULL;
   }
-  float *dqb = alloc_or_throw(env, (size_t)(a.B * D) * sizeof(float), 0);
-  if (dqb == NULL) return NULL;
+  float *scratch = alloc_or_throw(env, (size_t)attn_pool_scratch(a.B, a.T, D) * sizeof(float), 0);
+  if (scratch == NULL) return NULL;
   SignalGuard guard = hold_signals_par();
   lab_attention_pool_grad(d + v[0], d + v[1], d + v[2], d + v[3], d + v[4], d + v[5], a.B, a.T, a.H, a.dh, a.scale,
-                          dqb);
+                          scratch);
   release_signals(&guard);
-  free(dqb);
+  free(scratch);
   return NULL;
 }
 
@@ -979,10 +979,10 @@ NAPI_MODULE_INIT() {
       {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionGrad", NULL, AttentionGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionPool", NULL, AttentionPool, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attentionPoolGrad", NULL, AttentionPoolGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"addSame", NULL, AddSame, NULL, NULL, NULL, napi_enumerable, NULL},
       {"embed", NULL, Embed, NULL, NULL, NULL, napi_enumerable, NULL},
       {"embedGrad", NULL, EmbedGrad, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"attentionPoolGrad", NULL, AttentionPoolGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMix", NULL, LlipMixFwd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llipMixGrad", NULL, LlipMixGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rowEntropy", NULL, RowEntropy, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -228,35 +228,39 @@ static void lab_attention_pool(const float *kv, const float *q, float *out, floa
   }
 }
 
+/* Floats of scratch lab_attention_pool_grad needs: each image's share of dq, and its da per token. */
+static int64_t attn_pool_scratch(int64_t B, int64_t T, int64_t D) { return B * (D + T); }
+
 /*
  * dkv [B·T, 2D] and dq [D] from dout [B, D], kv, q and the forward's att.
- * `dqb` holds B·D floats of scratch: each image's share of dq, summed over
- * images in order afterwards, so the bits do not depend on the thread count.
+ * `scratch` holds attn_pool_scratch floats: each image's share of dq (summed
+ * over images in order afterwards, so the bits do not depend on the thread
+ * count), then its da_t for the head at hand.
  */
 static void lab_attention_pool_grad(const float *dout, const float *kv, const float *q, const float *att,
                                     float *dkv, float *dq, int64_t B, int64_t T, int64_t H, int64_t dh, float scale,
-                                    float *dqb) {
+                                    float *scratch) {
   int64_t D = H * dh;
+  float *dqb = scratch, *das = scratch + B * D; /* [B, D], [B, T] */
   int par = lab_par(B * T * 4 * D);
 #pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
   for (int64_t b = 0; b < B; b++) {
-    float *dqi = dqb + b * D;
+    float *dqi = dqb + b * D, *da = das + b * T;
     for (int64_t c = 0; c < D; c++) dqi[c] = 0.0f;
     for (int64_t h = 0; h < H; h++) {
       const float *a = att + (b * H + h) * T, *g = dout + b * D + h * dh, *qh = q + h * dh;
       float ad = 0.0f; /* Σ_t a_t da_t */
       for (int64_t t = 0; t < T; t++) {
         const float *v = kv + (b * T + t) * 2 * D + D + h * dh;
-        float da = 0.0f;
-        for (int64_t c = 0; c < dh; c++) da += g[c] * v[c];
-        ad += a[t] * da;
+        float dat = 0.0f;
+        for (int64_t c = 0; c < dh; c++) dat += g[c] * v[c];
+        da[t] = dat;
+        ad += a[t] * dat;
       }
       for (int64_t t = 0; t < T; t++) {
-        const float *k = kv + (b * T + t) * 2 * D + h * dh, *v = k + D;
+        const float *k = kv + (b * T + t) * 2 * D + h * dh;
         float *dk = dkv + (b * T + t) * 2 * D + h * dh, *dv = dk + D;
-        float da = 0.0f;
-        for (int64_t c = 0; c < dh; c++) da += g[c] * v[c];
-        float ds = a[t] * (da - ad) * scale;
+        float ds = a[t] * (da[t] - ad) * scale;
         for (int64_t c = 0; c < dh; c++) {
           dk[c] = ds * qh[c];
           dv[c] = a[t] * g[c];

@@ -217,8 +217,7 @@ static void lab_layer_norm_grad(const float *dy, const float *xhat, const float 
     }
     return;
   }
-  int64_t cw = ((cols + par - 1) / par + 15) / 16 * 16; /* columns per block: cols / par, whole cache lines */
-  cw = cw < COL_BLOCK ? cw : COL_BLOCK;
+  int64_t cw = col_block_width(cols, par);
 #pragma omp parallel num_threads(par)
   {
 #pragma omp for schedule(static) nowait

@@ -76,11 +76,13 @@ static void lab_llip_mix(const float *keys, const float *values, const float *q,
   int64_t T = a->T, B = a->B, Bt = a->Bt, M = a->M, dh = a->dh, E = M * dh, dp = llip_dp(a), tp = att_pad(T);
   float *qh = scratch; /* [M][Bt, dp]: Q/τ per head */
   for (int64_t m = 0; m < M; m++) llip_gather(q + m * dh, E, Bt, dh, dp, a->tau, qh + m * Bt * dp);
+  float *own = scratch + llip_shared(a); /* then llip_per_thread floats per thread */
+  int64_t per = llip_per_thread(a);
   int par = lab_par(M * Bt * B * T);
 #pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
   for (int64_t im = 0; im < B * M; im++) { /* (image, head) pairs split over threads */
     int64_t i = im / M, m = im % M;
-    float *kt = scratch + llip_shared(a) + lab_thread_id() * llip_per_thread(a); /* [dh, tp] */
+    float *kt = own + lab_thread_id() * per;                                      /* [dh, tp] */
     float *v = kt + dh * tp;                                                      /* [T, dp] */
     float *s = v + T * dp;                                                        /* [Bt, tp] */
     float *p = s + Bt * tp;                                                       /* [Bt, T] */
@@ -115,11 +117,13 @@ static void lab_llip_mix_grad(const float *dy, const float *keys, const float *v
   float *dqa = qh + M * Bt * dp; /* [M][Bt, dp]: Σ_i ds K */
   for (int64_t m = 0; m < M; m++) llip_gather(q + m * dh, E, Bt, dh, dp, a->tau, qh + m * Bt * dp);
   memset(dqa, 0, (size_t)(M * Bt * dp) * sizeof(float));
+  float *own = scratch + llip_shared(a); /* then llip_per_thread floats per thread */
+  int64_t per = llip_per_thread(a);
   int par = lab_par(2 * M * Bt * B * T);
   /* Heads split over threads; each head sums Σ_i ds K over images in order (same bits for any count). */
 #pragma omp parallel for schedule(static) num_threads(par) if (par > 1)
   for (int64_t m = 0; m < M; m++) {
-    float *k = scratch + llip_shared(a) + lab_thread_id() * llip_per_thread(a); /* [T, dp] */
+    float *k = own + lab_thread_id() * per;                                      /* [T, dp] */
     float *vt = k + T * dp;                                                      /* [dh, tp] */
     float *dk = vt + dh * tp;                                                    /* [T, dp] */
     float *dv = dk + T * dp;                                                     /* [T, dp] */

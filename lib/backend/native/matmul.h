@@ -114,34 +114,30 @@ typedef struct {
 #endif
 } SignalGuard;
 
-static SignalGuard hold_signals(void) {
+/* Blocks every signal on this thread when `when` holds (LAB_DNNL builds: the only ones with OpenMP). */
+static SignalGuard block_signals_if(int when) {
   SignalGuard guard = {0};
 #ifdef LAB_DNNL
-  if (gemm_impl == GEMM_DNNL || lab_threads > 1) { /* OpenMP workers are born inside a region: block there too */
+  if (when) {
     sigset_t all;
     sigfillset(&all);
     guard.active = pthread_sigmask(SIG_BLOCK, &all, &guard.saved) == 0;
   }
+#else
+  (void)when;
 #endif
   return guard;
 }
+
+/* Around the matmuls (and kernels that call them): OpenMP workers are born inside a region, so block there too. */
+static SignalGuard hold_signals(void) { return block_signals_if(gemm_impl == GEMM_DNNL || lab_threads > 1); }
 
 /*
  * The same for the lab's own kernels, which never run oneDNN's JIT code: only
  * when they may split their work, so that the OpenMP workers they wake (or
  * create) are never ones a signal can land on. One thread: no syscalls.
  */
-static SignalGuard hold_signals_par(void) {
-  SignalGuard guard = {0};
-#ifdef LAB_DNNL
-  if (lab_threads > 1) {
-    sigset_t all;
-    sigfillset(&all);
-    guard.active = pthread_sigmask(SIG_BLOCK, &all, &guard.saved) == 0;
-  }
-#endif
-  return guard;
-}
+static SignalGuard hold_signals_par(void) { return block_signals_if(lab_threads > 1); }
 
 static void release_signals(SignalGuard *guard) {
 #ifdef LAB_DNNL

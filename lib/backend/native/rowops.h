@@ -22,6 +22,12 @@
 #define LANES 8
 #define COL_BLOCK 64 /* most columns one thread's block of column sums holds */
 
+/* Columns per block when column sums split over `par` threads: cols / par in whole cache lines, at most COL_BLOCK. */
+static inline int64_t col_block_width(int64_t cols, int par) {
+  int64_t cw = ((cols + par - 1) / par + 15) / 16 * 16;
+  return cw < COL_BLOCK ? cw : COL_BLOCK;
+}
+
 /*
  * exp(x): 2^n · e^r with |r| <= ln2 / 2 for x in [EXP_LO, EXP_HI], +inf above
  * and exactly 0 below, as expf. The ends matter: a masked attention logit
@@ -130,8 +136,7 @@ static void lab_sum_rows(const float *x, float *out, int64_t rows, int64_t cols,
     return;
   }
   /* Blocks of columns split over threads, each column still summed in row order (same bits). */
-  int64_t cw = ((cols + par - 1) / par + 15) / 16 * 16;
-  cw = cw < COL_BLOCK ? cw : COL_BLOCK;
+  int64_t cw = col_block_width(cols, par);
 #pragma omp parallel for schedule(static) num_threads(par)
   for (int64_t j0 = 0; j0 < cols; j0 += cw) {
     int64_t w = cols - j0 < cw ? cols - j0 : cw;
