@@ -8,8 +8,8 @@
  *   ... -- --dir /tmp/scratch --out /tmp/out   # another folder (runner tests)
  *   ... -- --jobs 1                       # one notebook at a time (default: one per core)
  *
- * Notebooks run side by side, one kernel each (every kernel's matmuls use one thread,
- * so two kernels fill this machine's two cores), longest first by the wall times the
+ * Notebooks run side by side, one kernel each, each kernel computing on its share of
+ * the cores (LAB_THREADS: one thread each when two kernels share this machine's two), longest first by the wall times the
  * last run in the same mode recorded in <out>/timings.json (timings-quick.json under
  * LAB_QUICK); a notebook <out> has no time for yet takes it from the file of the same
  * name beside the notebooks (committed, measured on the 2-core machine), so a fresh
@@ -24,9 +24,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { shareCores } from '../lib/backend/threads';
+import { cores, shareCores } from '../lib/backend/threads';
 
 const ROOT = path.resolve(__dirname, '..');
 const PYTHON = process.env.LAB_PYTHON || '/usr/bin/python3';
@@ -52,7 +51,7 @@ function jobCount(value: string, from: string): number {
 
 function parseArgs(argv: string[]): Args {
   const env = process.env.LAB_NOTEBOOK_JOBS;
-  const jobs = env ? jobCount(env, 'LAB_NOTEBOOK_JOBS') : os.cpus().length;
+  const jobs = env ? jobCount(env, 'LAB_NOTEBOOK_JOBS') : cores();
   const args: Args = { dir: path.join(ROOT, 'notebooks'), out: '', names: [], jobs };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--dir') args.dir = path.resolve(argv[++i]);

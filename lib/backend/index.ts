@@ -15,12 +15,11 @@
  * passed in code win over the env.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { installBackprop } from './backprop';
 import { registerNativeKernels } from './native';
-import { defaultThreads } from './threads';
+import { cores, defaultThreads } from './threads';
 
 export type BackendChoice = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -116,7 +115,7 @@ async function setupTensorflow(): Promise<BackendInfo> {
   }
   if (!pkg) throw new Error(errors.join('; '));
   await activate('tensorflow');
-  const threads = os.cpus().length;
+  const threads = cores();
   return { name: 'tensorflow', native: true, threads, description: `tensorflow (${pkg})` };
 }
 

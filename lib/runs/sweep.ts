@@ -12,7 +12,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { shareCores } from '../backend/threads';
+import { cores, shareCores } from '../backend/threads';
 import { gitCommit, labPath, repoRoot } from '../paths';
 import { fmtTime } from '../progress';
 import {
@@ -276,7 +276,7 @@ export async function runLocal(grid: Grid, o: LocalOptions): Promise<SweepSummar
   const todo = all.filter((s) => !isComplete(o.out, s) && !o.filed?.has(s.id));
   const done = all.filter((s) => !todo.includes(s)).map((s) => s.id);
   const sum = newSummary(all.length, done);
-  const workers = Math.max(1, Math.min(o.workers ?? os.cpus().length, todo.length));
+  const workers = Math.max(1, Math.min(o.workers ?? cores(), todo.length));
   say(
     `[sweep ${grid.name}] ${all.length} runs, ${sum.skipped.length} already done, ${workers} workers`,
   );

@@ -53,11 +53,11 @@ export interface FusedAddon {
   attention(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   attentionGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   attentionPool(heap: Float32Array, ...offsetsSizesScale: number[]): void;
+  attentionPoolGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   /** (heap, ids, table, out, n, V, D); ids int32 */
   embed(heap: Float32Array, ...offsetsSizes: number[]): void;
   /** (heap, ids, dy, dtable, n, V, D) */
   embedGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
-  attentionPoolGrad(heap: Float32Array, ...offsetsSizesScale: number[]): void;
   llipMix(heap: Float32Array, ...offsetsSizesTau: number[]): void;
   llipMixGrad(heap: Float32Array, ...offsetsSizesTau: number[]): void;
   rowEntropy(heap: Float32Array, x: number, rows: number, cols: number, out: number): void;
