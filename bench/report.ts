@@ -120,7 +120,7 @@ export function summaryTable(cases: CaseResult[]): string {
           .join('')
       : '';
   const rows = cases.map((c) => {
-    const lab = c.sides.find((s) => s.name === (c.lab ?? 'lab')) ?? c.sides[0]; // results before the lab had thread sides: one 'lab'
+    const lab = c.sides.find((s) => s.name === c.lab)!; // the fastest lab side
     const threads = lab.labThreads === undefined ? '' : ` (${lab.name.replace('lab, ', '')})`;
     const best = c.sides.find((s) => s.name === c.best)!;
     const byBlas = blas.length > 1 ? blas.map((b) => ` ${ratio(c.ratioByBlas[b])} |`).join('') : '';
@@ -139,8 +139,9 @@ export function trainingTable(cases: CaseResult[]): string {
     c.sides.map((s, i) => {
       const isLab = s.setup === undefined;
       const best = c.sides.find((t) => t.name === c.best)!;
+      const bold = s.name === c.lab ? '**' : ''; // the fastest lab side's ratio, the table's number
       const r = isLab
-        ? `${s.name === (c.lab ?? 'lab') ? '**' : ''}${ratio(s.msPerStep / best.msPerStep)}${s.name === (c.lab ?? 'lab') ? '**' : ''}`
+        ? `${bold}${ratio(s.msPerStep / best.msPerStep)}${bold}`
         : s.name === c.best
           ? 'yardstick'
           : '';
