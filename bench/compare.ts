@@ -28,6 +28,16 @@ import {
 import { type StepTimes, setupName, type TorchServer, type TorchSetup } from './torch';
 
 export const PEAK_GFLOPS = 235;
+/**
+ * Idle time before each side's steps, so that the side before has stopped
+ * spinning: OpenMP's workers (the lab's, and PyTorch's at 2 threads, at
+ * libgomp's default spin) keep a core busy for ~11 ms after their last
+ * parallel region here (measured), time that would otherwise land on the
+ * next side's step.
+ */
+const GAP_MS = 50;
+const idle = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /** Loss agreement after the same steps: |lab − torch| ≤ ABS + REL·|torch|. */
 const LOSS_ABS = 0.02;
 const LOSS_REL = 0.01;
@@ -151,6 +161,7 @@ export async function compareCase(
     const to = r < 0 ? plan.warmup : from + plan.perRound;
     for (let j = 0; j < runners.length; j++) {
       const i = (j + Math.max(r, 0)) % runners.length;
+      await idle(GAP_MS);
       const out = await runners[i][1](from, to);
       if (r >= 0) ms[i].push(...out.ms);
       if (r >= 0) cpu[i].push(...out.cpuMs);

@@ -4,8 +4,9 @@
  *
  *   node --import tsx bench/floor.ts [lab-siglip issue-siglip …] [--reps 7]
  *
- * One step of each bench case runs under `tf.profile`; every product in it is
- * read off the kernels' shapes (dense layers both ways, BatchMatMul, and the
+ * One step of each bench case runs under `tf.profile`, with the whole-block
+ * kernel off (it runs the same products inside one call, whose shapes the
+ * profile does not show); every product in it is read off the kernels' shapes (dense layers both ways, BatchMatMul, and the
  * six batched products inside each attention block's two kernels), then each
  * distinct product is replayed alone through the native sgemm at 1 and 2
  * threads, the settings alternating round by round, median of `reps` after a
@@ -19,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/backend/index';
-import { registerNativeKernels } from '../lib/backend/native';
+import { registerNativeKernels, restoreStockKernels } from '../lib/backend/native';
 import { createWorld } from '../lib/data/world';
 import { createAdamState } from '../lib/train/optim';
 import { labStep } from './profile';
@@ -52,6 +53,11 @@ export function productsOf(kernel: Shapes): Product[] {
   const [a, b] = kernel.inputShapes;
   const out = kernel.outputShapes[0];
   switch (kernel.name) {
+    case 'LabBlock':
+    case 'LabBlockGrad':
+      throw new Error(
+        `${kernel.name}: its products are not in the profile; profile with the block kernel off`,
+      );
     case 'LabDense': // y[N, Dout] = x[N, Din] · w[Din, Dout]
       return [plain(1, a[0], b[1], a[1])];
     case 'LabDenseGrad': {
@@ -134,12 +140,16 @@ async function main(): Promise<void> {
     const adam = createAdamState(model.params);
     let i = 0;
     const step = () => labStep(model, batch, adam, ++i, 100, benchOptim());
+    restoreStockKernels();
+    registerNativeKernels(1, { block: false });
     for (let w = 0; w < 2; w++) step();
     const info = await tf.profile(() => {
       step();
       return tf.scalar(0);
     });
     tf.dispose(info.result as tf.Tensor);
+    restoreStockKernels();
+    registerNativeKernels(1);
     const products = stepProducts(info.kernels as unknown as Shapes[]);
     console.log(`\n${c.key}: ${c.label}, ${c.objective.name}, batch ${c.batch}`);
     console.log('| product | calls | GFLOP | ms 1 thread | ms 2 threads |');

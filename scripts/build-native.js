@@ -2,7 +2,8 @@
 /**
  * Builds the optional native addon into build/native/addon.node: the lab's
  * matmul, row, copy and fused kernels for the wasm backend (matmul.h,
- * rowops.h, copyops.h, fusedops.h, attention.h, llipops.h, lixpops.h, denseops.h), compiled through their Node-API layer
+ * rowops.h, copyops.h, fusedops.h, attention.h, llipops.h, lixpops.h, denseops.h, lossops.h,
+ * probeops.h, blockops.h), compiled through their Node-API layer
  * lib/backend/native/addon.c, the one source file. Matmuls go through
  * OpenBLAS, and through oneDNN too when libdnnl-dev is installed. Runs as the
  * package's `install` script, so it must never fail `npm ci`: when the

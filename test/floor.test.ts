@@ -12,6 +12,7 @@ import { productsOf, stepProducts } from '../bench/floor';
 import { labStep } from '../bench/profile';
 import { benchCases, benchModel, benchOptim, fixedBatches, stepFlops } from '../bench/setup';
 import { initBackend } from '../lib/backend/index';
+import { registerNativeKernels, restoreStockKernels } from '../lib/backend/native';
 import { createWorld } from '../lib/data/world';
 import { createAdamState } from '../lib/train/optim';
 
@@ -88,12 +89,20 @@ test("floor: a profiled step's products add up to the analytic FLOP count", asyn
   const model = benchModel(c, world);
   const [batch] = fixedBatches(world, c.batch, 1);
   const adam = createAdamState(model.params);
+  restoreStockKernels();
+  registerNativeKernels(1, { block: false }); // the whole-block kernel hides its products' shapes
   labStep(model, batch, adam, 1, 10, benchOptim());
   const info = await tf.profile(() => {
     labStep(model, batch, adam, 2, 10, benchOptim());
     return tf.scalar(0);
   });
   tf.dispose(info.result as tf.Tensor);
+  restoreStockKernels();
+  registerNativeKernels(1);
+  assert.throws(
+    () => productsOf(rec('LabBlock', [[12, 8]], [[12, 8]])),
+    /profile with the block kernel off/,
+  );
   const ps = stepProducts(info.kernels as never);
   const measured = ps.reduce((s, { product: p, calls }) => s + calls * flops([p]), 0);
   const analytic = stepFlops(c.model, c.batch, c.objective);

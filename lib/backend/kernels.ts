@@ -106,6 +106,29 @@ export const LAB_DENSE = 'LabDense';
 export const LAB_DENSE_GRAD = 'LabDenseGrad';
 
 /**
+ * A whole pre-LN transformer block (lib/model/layers.ts `block` has the
+ * op-by-op version): h = x + proj(attention(qkv(LN1(x)))), out = h +
+ * fc2(quickGelu(fc1(LN2(h)))), the same kernels in the same order as that
+ * version, so the same bits. Inputs: x [B·T, D], mask (optional, [T, T]),
+ * ln1g, ln1b, wqkv, bqkv, wproj, bproj, ln2g, ln2b, w1, b1, w2, b2. Attrs:
+ * BlockAttrs. Outputs: out [B·T, D], saved (what the gradient reads, one flat buffer).
+ */
+export const LAB_BLOCK = 'LabBlock';
+/**
+ * Its gradient. Inputs: dy [B·T, D], saved, ln1g, wqkv, wproj, ln2g, w1, w2.
+ * Attrs as the forward. Outputs: dx, then the gradients of ln1g … b2 in the
+ * forward's input order.
+ */
+export const LAB_BLOCK_GRAD = 'LabBlockGrad';
+
+export interface BlockAttrs {
+  batch: number; // B
+  heads: number;
+  eps: number; // the layer norms'
+  scale: number; // the attention's 1/√dh
+}
+
+/**
  * SigLIP's pair loss on the cosines cos [B, B] (lib/objectives/siglip.ts
  * `sigmoidPairLoss` has the op-by-op version): −(1/B) Σ_ij log σ(z_ij (exp(logScale)
  * cos_ij + b)), z = +1 on the diagonal, −1 elsewhere. Inputs: cos, logScale [],

@@ -9,7 +9,7 @@
  * run through the same kernels. The stock kernels are kept and used for every
  * case we do not handle. KernelOptions (or LAB_GEMM, LAB_NATIVE_ROWOPS=0,
  * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0, LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0,
- * LAB_NATIVE_DENSE=0) switch sets off for before/after
+ * LAB_NATIVE_DENSE=0, LAB_NATIVE_BLOCK=0) switch sets off for before/after
  * measurements; the matmuls stay native.
  */
 import * as fs from 'node:fs';
@@ -19,6 +19,7 @@ import { COPY_KERNELS, type CopyAddon } from './native/copyops';
 import {
   ADAMW_MULTI_KERNELS,
   ATTENTION_KERNELS,
+  BLOCK_KERNELS,
   DENSE_KERNELS,
   EMBED_KERNELS,
   FUSED_KERNELS,
@@ -277,7 +278,7 @@ let rowOps = true;
  * one by one). Defaults come from the environment, read once per
  * registration and never written: LAB_GEMM=dnnl|openblas, LAB_NATIVE_ROWOPS=0,
  * LAB_NATIVE_COPY=0, LAB_NATIVE_FUSED=0, LAB_NATIVE_ATTN=0, LAB_NATIVE_LLIP=0,
- * LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0, LAB_NATIVE_DENSE=0, LAB_NATIVE_LOSS=0, LAB_NATIVE_EMBED=0. (Writing process.env at run time is
+ * LAB_NATIVE_MULTI_ADAMW=0, LAB_NATIVE_LIXP=0, LAB_NATIVE_DENSE=0, LAB_NATIVE_LOSS=0, LAB_NATIVE_EMBED=0, LAB_NATIVE_BLOCK=0. (Writing process.env at run time is
  * setenv, unsafe while native threads may read the environment.)
  */
 export interface KernelOptions {
@@ -292,6 +293,7 @@ export interface KernelOptions {
   dense?: boolean; // dense layers x·w + b, one kernel each way (fused.ts; off when `fused` is)
   loss?: boolean; // SigLIP's pair loss and l2normalize, one kernel each way (fused.ts; off when `fused` is)
   embed?: boolean; // embedding lookup and its gradient (fused.ts; off when `fused` is)
+  block?: boolean; // a whole transformer block, one kernel each way (fused.ts; off unless `attention` and `dense` are on)
 }
 
 function withDefaults(o: KernelOptions): Required<KernelOptions> {
@@ -312,6 +314,7 @@ function withDefaults(o: KernelOptions): Required<KernelOptions> {
     dense: o.dense ?? env.LAB_NATIVE_DENSE !== '0',
     loss: o.loss ?? env.LAB_NATIVE_LOSS !== '0',
     embed: o.embed ?? env.LAB_NATIVE_EMBED !== '0',
+    block: o.block ?? env.LAB_NATIVE_BLOCK !== '0',
   };
 }
 
@@ -350,6 +353,10 @@ function fusedToAdd(addon: BlasAddon, o: Required<KernelOptions>): string[] {
     ...(o.multiAdamW && typeof addon.adamwMulti === 'function' ? [] : ADAMW_MULTI_KERNELS),
     ...(o.lixp && typeof addon.lixpContextGrad === 'function' ? [] : LIXP_KERNELS),
     ...(o.dense && typeof addon.denseGrad === 'function' ? [] : DENSE_KERNELS),
+    // the block runs the native attention, dense layers, layer norms and GELU: only beside them
+    ...(o.block && o.attention && o.dense && typeof addon.blockGrad === 'function'
+      ? []
+      : BLOCK_KERNELS),
     ...(o.loss && typeof addon.l2NormalizeGrad === 'function' ? [] : LOSS_KERNELS),
   ];
   return on ? Object.keys(FUSED_KERNELS).filter((name) => !off.includes(name)) : [];

@@ -4,8 +4,23 @@
  * goes through 3-D batched matmuls [B·H, T, dh] (3-D × 3-D, which is fine).
  */
 import * as tf from '@tensorflow/tfjs';
-import { hasKernel, LAB_DENSE, LAB_DENSE_GRAD, runFused } from '../backend/kernels';
-import { layerNorm, multiHeadAttention, quickGelu, type Saved, saveForGrad } from './ops';
+import {
+  hasKernel,
+  LAB_BLOCK,
+  LAB_BLOCK_GRAD,
+  LAB_DENSE,
+  LAB_DENSE_GRAD,
+  runFused,
+} from '../backend/kernels';
+import {
+  LN_EPS,
+  layerNorm,
+  multiHeadAttention,
+  quickGelu,
+  type Saved,
+  saveForGrad,
+  withGrad,
+} from './ops';
 import { denseSpecs, layerNormSpecs, type ParamSpecs, type Params } from './params';
 
 type CustomGradFn = Parameters<typeof tf.customGrad>[0];
@@ -68,7 +83,65 @@ export function selfAttention(
   return dense(p, `${prefix}.proj`, o);
 }
 
-/** Pre-LN block: x + attn(LN(x)), then x + MLP(LN(x)). */
+/** A block's parameters as LAB_BLOCK names them, and their names under the block's prefix. */
+const BLOCK_PARAMS: [string, string][] = [
+  ['ln1g', 'ln1.g'],
+  ['ln1b', 'ln1.b'],
+  ['wqkv', 'attn.qkv.w'],
+  ['bqkv', 'attn.qkv.b'],
+  ['wproj', 'attn.proj.w'],
+  ['bproj', 'attn.proj.b'],
+  ['ln2g', 'ln2.g'],
+  ['ln2b', 'ln2.b'],
+  ['w1', 'fc1.w'],
+  ['b1', 'fc1.b'],
+  ['w2', 'fc2.w'],
+  ['b2', 'fc2.b'],
+];
+/** Those the gradient reads (LAB_BLOCK_GRAD's inputs besides dy and saved). */
+const BLOCK_GRAD_PARAMS = ['ln1g', 'wqkv', 'wproj', 'ln2g', 'w1', 'w2'];
+
+/**
+ * The block below as one LAB_BLOCK kernel each way, under one custom gradient
+ * whose saved tensor is one buffer: the same kernels in the same order on the
+ * same operands, so the same bits (test/block.test.ts), with ~30 fewer kernel
+ * calls per block and step. Needs every bias; null when a parameter is missing.
+ */
+function fusedBlock(
+  p: Params,
+  prefix: string,
+  x: tf.Tensor2D,
+  B: number,
+  heads: number,
+  mask: tf.Tensor2D | null,
+): tf.Tensor2D | null {
+  const params = BLOCK_PARAMS.map(([, name]) => p[`${prefix}.${name}`]);
+  if (params.some((t) => t === undefined)) return null;
+  const attrs = { batch: B, heads, eps: LN_EPS, scale: 1 / Math.sqrt(x.shape[1] / heads) };
+  const f = withGrad<(...xs: tf.Tensor[]) => tf.Tensor2D>((...args: tf.Tensor[]) => {
+    const save = (args as unknown[]).pop() as Saved;
+    const [xi, ...ps] = args;
+    const named = Object.fromEntries(BLOCK_PARAMS.map(([k], i) => [k, ps[i]]));
+    const inputs = { x: xi, ...(mask ? { mask } : {}), ...named };
+    const [out, saved] = runFused(LAB_BLOCK, inputs, attrs);
+    const restore = saveForGrad(save, [saved, ...BLOCK_GRAD_PARAMS.map((k) => named[k])]);
+    return {
+      value: out, // [B·T, D]
+      gradFunc: (dy: tf.Tensor, kept: tf.Tensor[]) => {
+        const [sv, ...gp] = restore(kept);
+        const gradIns = Object.fromEntries(BLOCK_GRAD_PARAMS.map((k, i) => [k, gp[i]]));
+        return runFused(LAB_BLOCK_GRAD, { dy, saved: sv, ...gradIns }, attrs); // dx, then each parameter's
+      },
+    };
+  });
+  return f(x, ...(params as tf.Tensor[]));
+}
+
+/**
+ * Pre-LN block: x + attn(LN(x)), then x + MLP(LN(x)). With the fused kernel
+ * (lib/backend/kernels.ts LAB_BLOCK; LAB_NATIVE_BLOCK=0 drops it) one kernel
+ * each way; else the ops below, the reference it is tested against.
+ */
 export function block(
   p: Params,
   prefix: string,
@@ -77,6 +150,8 @@ export function block(
   heads: number,
   mask: tf.Tensor2D | null,
 ): tf.Tensor2D {
+  const fused = hasKernel(LAB_BLOCK) ? fusedBlock(p, prefix, x, B, heads, mask) : null;
+  if (fused) return fused;
   const h: tf.Tensor2D = tf.add(
     x,
     selfAttention(p, `${prefix}.attn`, norm(p, `${prefix}.ln1`, x), B, heads, mask),

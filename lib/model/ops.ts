@@ -103,7 +103,8 @@ export const quickGelu = withGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, sa
   };
 });
 
-const LN_EPS = 1e-5;
+/** Layer norm's ε (every layer norm of the towers). */
+export const LN_EPS = 1e-5;
 
 /**
  * Layer norm over the last axis of a 2-D activation [N, D]:

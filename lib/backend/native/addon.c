@@ -11,7 +11,8 @@
  * (Llip's pairwise mixing, row entropy), lixpops.h (LIxP's contextualiser),
  * denseops.h (a dense layer x·w + b, both ways), lossops.h (SigLIP's pair
  * loss and row L2 normalisation, both ways), probeops.h (the linear probe's
- * fits, every step in one call).
+ * fits, every step in one call), blockops.h (a whole pre-LN transformer
+ * block, both ways, from the kernels above).
  *
  * Why on the heap: we keep the wasm backend for everything else and compute
  * directly on its memory, so no tensor is ever copied. The JS side passes the
@@ -41,8 +42,9 @@
 #include "denseops.h"  /* uses matmul.h and rowops.h */
 #include "lossops.h"   /* uses rowops.h */
 #include "probeops.h"  /* uses denseops.h and rowops.h */
+#include "blockops.h"  /* uses rowops.h, fusedops.h, attention.h and denseops.h */
 
-#define LAB_BLAS_VERSION "lab-blas 15"
+#define LAB_BLAS_VERSION "lab-blas 16"
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -767,6 +769,121 @@ static int dense_sizes_ok(napi_env env, const int64_t *v, const char *what) {
   return 1;
 }
 
+enum { BLOCK_SIZES = 7, BLOCK_FWD_OFFS = 17, BLOCK_BWD_OFFS = 22 };
+
+/*
+ * Reads a block call's sizes [B, T, H, dh, hidden, eps, scale] (a Float64Array)
+ * into s; throws naming `what` unless the counts are whole numbers in range.
+ */
+static int get_block_sizes(napi_env env, napi_value v, BlockSizes *s, const char *what) {
+  const double *z;
+  size_t n;
+  if (!get_f64(env, v, &z, &n)) return 0;
+  int ok = n == BLOCK_SIZES;
+  for (int i = 0; ok && i < 5; i++) ok = z[i] >= (i == 2 ? 1 : 0) && z[i] <= INT32_MAX && z[i] == (double)(int64_t)z[i];
+  if (ok) {
+    *s = (BlockSizes){(int64_t)z[0], (int64_t)z[1], (int64_t)z[2], (int64_t)z[3], (int64_t)z[4], (float)z[5], (float)z[6]};
+    ok = s->B * s->T <= INT32_MAX / 4 && s->H * s->dh <= INT32_MAX / 4 && s->B * s->T * (s->hidden + 8 * s->H * s->dh) <= INT64_MAX / 8;
+  }
+  if (!ok) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "lab-blas: bad %s sizes", what);
+    napi_throw_range_error(env, NULL, msg);
+  }
+  return ok;
+}
+
+/* Reads `n` float offsets (a Float64Array; -1 allowed where `may_be_none` says) into out; throws naming `what`. */
+static int get_block_offsets(napi_env env, napi_value v, size_t n, int64_t *out, uint32_t may_be_none, const char *what) {
+  const double *z;
+  size_t len;
+  if (!get_f64(env, v, &z, &len)) return 0;
+  int ok = len == n;
+  for (size_t i = 0; ok && i < n; i++) {
+    ok = z[i] == (double)(int64_t)z[i] && (z[i] >= 0 || ((may_be_none >> i) & 1 && z[i] == -1)) && z[i] < 9007199254740992.0;
+    out[i] = ok ? (int64_t)z[i] : 0;
+  }
+  if (!ok) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "lab-blas: %s offsets must be %zu whole numbers >= 0", what, n);
+    napi_throw_range_error(env, NULL, msg);
+  }
+  return ok;
+}
+
+/* blockSaved(sizes): floats of the saved buffer; blockGradScratch(sizes): floats of the backward's scratch (blockops.h) */
+static napi_value block_size_call(napi_env env, napi_callback_info info, int grad) {
+  napi_value argv[1], out;
+  BlockSizes s;
+  if (!get_args(env, info, 1, argv) || !get_block_sizes(env, argv[0], &s, "block")) return NULL;
+  double n = (double)(grad ? block_grad_scratch(&s) : block_saved(&s).total);
+  CHECK(env, napi_create_double(env, n, &out));
+  return out;
+}
+static napi_value BlockSavedSize(napi_env env, napi_callback_info info) { return block_size_call(env, info, 0); }
+static napi_value BlockGradScratch(napi_env env, napi_callback_info info) { return block_size_call(env, info, 1); }
+
+/* block(heap, offsets (BlockFwd's 17, mask -1: none), sizes): one pre-LN transformer block forward (blockops.h) */
+static napi_value Block(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Heap h;
+  BlockSizes s;
+  int64_t o[BLOCK_FWD_OFFS];
+  if (!get_args(env, info, 3, argv) || !get_heap(env, argv[0], &h) ||
+      !get_block_offsets(env, argv[1], BLOCK_FWD_OFFS, o, 1u << 1, "block") ||
+      !get_block_sizes(env, argv[2], &s, "block"))
+    return NULL;
+  int64_t N = s.B * s.T, D = s.H * s.dh, Hd = s.hidden;
+  int64_t spans[BLOCK_FWD_OFFS] = {N * D, o[1] < 0 ? 0 : s.T * s.T, D, D, D * 3 * D, 3 * D, D * D, D,
+                                   D, D, D * Hd, Hd, Hd * D, D, N * D, block_saved(&s).total, N * D};
+  int has_mask = o[1] >= 0;
+  if (!has_mask) o[1] = 0; /* checked as an empty span */
+  if (!check_spans(env, &h, o, spans, BLOCK_FWD_OFFS, "block")) return NULL;
+  if (!has_mask) o[1] = -1;
+  if (N == 0 || D == 0) return NULL;
+  Attn a = {s.B, s.T, s.H, s.dh, s.scale};
+  float *scratch = alloc_or_throw(env, (size_t)(lab_threads * attn_scratch(&a)) * sizeof(float), 0);
+  if (scratch == NULL) return NULL;
+  BlockFwd p = {o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9], o[10], o[11], o[12], o[13], o[14], o[15], o[16]};
+  SignalGuard guard = hold_signals();
+  lab_block(h.data, &p, &s, scratch);
+  release_signals(&guard);
+  free(scratch);
+  return NULL;
+}
+
+/* blockGrad(heap, offsets (BlockBwd's 22), sizes): its backward pass (blockops.h) */
+static napi_value BlockGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Heap h;
+  BlockSizes s;
+  int64_t o[BLOCK_BWD_OFFS];
+  if (!get_args(env, info, 3, argv) || !get_heap(env, argv[0], &h) ||
+      !get_block_offsets(env, argv[1], BLOCK_BWD_OFFS, o, 0, "blockGrad") ||
+      !get_block_sizes(env, argv[2], &s, "blockGrad"))
+    return NULL;
+  int64_t N = s.B * s.T, D = s.H * s.dh, Hd = s.hidden;
+  int64_t spans[BLOCK_BWD_OFFS] = {N * D, block_saved(&s).total, D, D * 3 * D, D * D, D, D * Hd, Hd * D,
+                                   N * D, D, D, D * 3 * D, 3 * D, D * D, D, D, D, D * Hd, Hd, Hd * D, D,
+                                   block_grad_scratch(&s)};
+  if (!check_spans(env, &h, o, spans, BLOCK_BWD_OFFS, "blockGrad")) return NULL;
+  if (N == 0 || D == 0) return NULL;
+  Attn a = {s.B, s.T, s.H, s.dh, s.scale};
+  int64_t acc_len = (Hd > 3 * D ? Hd : 3 * D) + 1;
+  float *scratch = alloc_or_throw(env, (size_t)(lab_threads * attn_scratch(&a)) * sizeof(float), 0);
+  double *acc = scratch == NULL ? NULL : alloc_or_throw(env, (size_t)acc_len * sizeof(double), 1);
+  if (acc != NULL) {
+    BlockBwd p = {o[0],  o[1],  o[2],  o[3],  o[4],  o[5],  o[6],  o[7],  o[8],  o[9],  o[10],
+                  o[11], o[12], o[13], o[14], o[15], o[16], o[17], o[18], o[19], o[20], o[21]};
+    SignalGuard guard = hold_signals();
+    lab_block_grad(h.data, &p, &s, acc, acc_len, scratch);
+    release_signals(&guard);
+  }
+  free(acc);
+  free(scratch);
+  return NULL;
+}
+
 /* dense(heap, x, w, b (< 0: none), y, N, Din, Dout): y = x·w + b (denseops.h) */
 static napi_value Dense(napi_env env, napi_callback_info info) {
   Heap h;
@@ -990,6 +1107,10 @@ NAPI_MODULE_INIT() {
       {"lixpContextGrad", NULL, LixpContextGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dense", NULL, Dense, NULL, NULL, NULL, napi_enumerable, NULL},
       {"denseGrad", NULL, DenseGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"block", NULL, Block, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"blockGrad", NULL, BlockGrad, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"blockSaved", NULL, BlockSavedSize, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"blockGradScratch", NULL, BlockGradScratch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sigmoidPairLoss", NULL, SigmoidPairLoss, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sigmoidPairLossGrad", NULL, SigmoidPairLossGrad, NULL, NULL, NULL, napi_enumerable, NULL},
       {"l2Normalize", NULL, L2Normalize, NULL, NULL, NULL, napi_enumerable, NULL},

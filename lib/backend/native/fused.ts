@@ -13,8 +13,11 @@ import {
   ATTENTION_GRAD,
   ATTENTION_POOL,
   ATTENTION_POOL_GRAD,
+  type BlockAttrs,
   L2_NORMALIZE,
   L2_NORMALIZE_GRAD,
+  LAB_BLOCK,
+  LAB_BLOCK_GRAD,
   LAB_DENSE,
   LAB_DENSE_GRAD,
   LAB_EMBED,
@@ -65,6 +68,12 @@ export interface FusedAddon {
   lixpContextGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
   dense(heap: Float32Array, ...offsetsSizes: number[]): void;
   denseGrad(heap: Float32Array, ...offsetsSizes: number[]): void;
+  /** sizes: [B, T, H, dh, hidden, eps, scale] */
+  block(heap: Float32Array, offsets: Float64Array, sizes: Float64Array): void;
+  blockGrad(heap: Float32Array, offsets: Float64Array, sizes: Float64Array): void;
+  /** floats of the saved buffer / of the backward pass's scratch */
+  blockSaved(sizes: Float64Array): number;
+  blockGradScratch(sizes: Float64Array): number;
   /** (heap, cos, logScale, bias, loss, B) */
   sigmoidPairLoss(heap: Float32Array, ...offsetsSize: number[]): void;
   /** (heap, dy, cos, logScale, bias, dcos, dlogScale, dbias, B) */
@@ -526,6 +535,123 @@ const denseGrad: FusedKernel = (args, addon) => {
   });
 };
 
+const BLOCK_PARAMS = [
+  'ln1g',
+  'ln1b',
+  'wqkv',
+  'bqkv',
+  'wproj',
+  'bproj',
+  'ln2g',
+  'ln2b',
+  'w1',
+  'b1',
+  'w2',
+  'b2',
+];
+/** The parameters the gradient reads, in the order blockGrad takes them. */
+const BLOCK_GRAD_PARAMS = ['ln1g', 'wqkv', 'wproj', 'ln2g', 'w1', 'w2'];
+
+/** [B, T, H, dh, hidden, eps, scale] of a block on x [B·T, D] with w1 [D, hidden], every parameter's shape checked. */
+function blockSizes(
+  name: string,
+  x: tf.TensorInfo,
+  p: Record<string, tf.TensorInfo>,
+  a: BlockAttrs,
+): Float64Array {
+  const { batch: B, heads: H } = a;
+  if (x.shape.length !== 2 || B < 1 || x.shape[0] % B !== 0 || x.shape[1] % H !== 0)
+    throw new Error(`${name}: x [${x.shape}] is not [B·T, heads·dh] for B ${B}, ${H} heads`);
+  const D = x.shape[1];
+  const hidden = p.w1?.shape[1] ?? 0;
+  const want: Record<string, number[]> = {
+    ln1g: [D],
+    ln1b: [D],
+    wqkv: [D, 3 * D],
+    bqkv: [3 * D],
+    wproj: [D, D],
+    bproj: [D],
+    ln2g: [D],
+    ln2b: [D],
+    w1: [D, hidden],
+    b1: [hidden],
+    w2: [hidden, D],
+    b2: [D],
+  };
+  for (const [k, shape] of Object.entries(want)) {
+    const t = p[k];
+    if (t === undefined) continue; // the gradient takes only some
+    if (t.shape.join() !== shape.join())
+      throw new Error(`${name}: ${k} [${t.shape}] is not [${shape}]`);
+  }
+  return Float64Array.from([B, x.shape[0] / B, H, D / H, hidden, a.eps, a.scale]);
+}
+
+/** Offsets of tensors (and -1 for a missing one) as the addon's table. */
+function offsetTable(backend: WasmBackend, ts: (tf.TensorInfo | undefined)[]): Float64Array {
+  return Float64Array.from(ts.map((t) => (t ? offsetOf(backend, t) : -1)));
+}
+
+const block: FusedKernel = (args, addon) => {
+  const ins = args.inputs as Record<string, tf.TensorInfo>;
+  const { x, mask } = ins;
+  const a = args.attrs as unknown as BlockAttrs;
+  const params = BLOCK_PARAMS.map((k) => ins[k]);
+  if (params.some((t) => t === undefined))
+    throw new Error(`${LAB_BLOCK}: needs ${BLOCK_PARAMS.join(', ')}`);
+  mustFloat(LAB_BLOCK, [x, ...params, ...(mask ? [mask] : [])]);
+  const sizes = blockSizes(LAB_BLOCK, x, ins, a);
+  const T = sizes[1];
+  if (mask && (mask.shape.length !== 2 || mask.shape[0] !== T || mask.shape[1] !== T))
+    throw new Error(`${LAB_BLOCK}: mask [${mask.shape}] is not [${T}, ${T}]`);
+  const backend = args.backend as WasmBackend;
+  const out = backend.makeOutput(x.shape, 'float32');
+  const saved = backend.makeOutput([addon.blockSaved(sizes)], 'float32');
+  const tmp = backend.makeOutput(x.shape, 'float32');
+  const offsets = offsetTable(backend, [x, mask, ...params, out, saved, tmp]);
+  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
+  addon.block(backend.wasm.HEAPF32, offsets, sizes);
+  backend.disposeData(tmp.dataId);
+  return [out, saved];
+};
+
+const blockGrad: FusedKernel = (args, addon) => {
+  const ins = args.inputs as Record<string, tf.TensorInfo>;
+  const { dy, saved } = ins;
+  const a = args.attrs as unknown as BlockAttrs;
+  const params = BLOCK_GRAD_PARAMS.map((k) => ins[k]);
+  if (params.some((t) => t === undefined))
+    throw new Error(`${LAB_BLOCK_GRAD}: needs dy, saved, ${BLOCK_GRAD_PARAMS.join(', ')}`);
+  mustFloat(LAB_BLOCK_GRAD, [dy, saved, ...params]);
+  const sizes = blockSizes(LAB_BLOCK_GRAD, dy, ins, a);
+  if (tf.util.sizeFromShape(saved.shape) !== addon.blockSaved(sizes))
+    throw new Error(`${LAB_BLOCK_GRAD}: saved [${saved.shape}] is not this block's`);
+  const backend = args.backend as WasmBackend;
+  const [D, hidden] = [sizes[2] * sizes[3], sizes[4]];
+  const shapes = [
+    dy.shape,
+    [D],
+    [D],
+    [D, 3 * D],
+    [3 * D],
+    [D, D],
+    [D],
+    [D],
+    [D],
+    [D, hidden],
+    [hidden],
+    [hidden, D],
+    [D],
+  ];
+  const outs = shapes.map((s) => backend.makeOutput(s, 'float32'));
+  const scratch = backend.makeOutput([addon.blockGradScratch(sizes)], 'float32');
+  const offsets = offsetTable(backend, [dy, saved, ...params, ...outs, scratch]);
+  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
+  addon.blockGrad(backend.wasm.HEAPF32, offsets, sizes);
+  backend.disposeData(scratch.dataId);
+  return outs;
+};
+
 /** Throws unless `t` holds one element (a scalar). */
 function mustScalar(name: string, what: string, t: tf.TensorInfo): void {
   if (tf.util.sizeFromShape(t.shape) !== 1)
@@ -603,6 +729,9 @@ export const LOSS_KERNELS = [
   L2_NORMALIZE_GRAD,
 ];
 
+/** The whole-block pair (lab-blas 16), switched apart for before/after measurements. */
+export const BLOCK_KERNELS = [LAB_BLOCK, LAB_BLOCK_GRAD];
+
 /** The dense pair, switched apart for before/after measurements. */
 export const DENSE_KERNELS = [LAB_DENSE, LAB_DENSE_GRAD];
 
@@ -643,6 +772,8 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   [LIXP_CONTEXT_GRAD]: lixpContextGrad,
   [LAB_DENSE]: dense,
   [LAB_DENSE_GRAD]: denseGrad,
+  [LAB_BLOCK]: block,
+  [LAB_BLOCK_GRAD]: blockGrad,
   [SIGMOID_PAIR_LOSS]: sigmoidPairLoss,
   [SIGMOID_PAIR_LOSS_GRAD]: sigmoidPairLossGrad,
   [L2_NORMALIZE]: l2Normalize,
