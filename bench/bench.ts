@@ -21,7 +21,6 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo, initBackend } from '../lib/backend/index';
 import { loadAddon, setNativeThreads } from '../lib/backend/native';
-import { ALONE_SPIN, boundOpenMpSpin } from '../lib/backend/threads';
 import { createWorld } from '../lib/data/world';
 import { disposeParams } from '../lib/model/params';
 import { createModel } from '../lib/objectives/model';
@@ -131,9 +130,6 @@ function printCase(r: CaseResult): void {
 }
 
 async function main(): Promise<void> {
-  // The bench has the machine to itself: OpenMP's workers may spin as long as
-  // libgomp likes (before the addon loads; GOMP_SPINCOUNT or OMP_WAIT_POLICY set by hand wins).
-  boundOpenMpSpin(ALONE_SPIN);
   const start = performance.now();
   const before = os.loadavg();
   const commit = gitCommit(); // at the start: others may commit while the bench runs

@@ -54,24 +54,13 @@ export function shareCores(
 /** Whether the lab set GOMP_SPINCOUNT itself (children that are not lab processes should not inherit it). */
 let spinSet = false;
 
-/** Spins between parallel regions for a process that may share the cores with others (the default). */
-export const SHARED_SPIN = 1000;
-
 /**
- * Spins for a process that has the machine to itself (the bench): libgomp's
- * own default. Its workers then stay awake across the JS between two kernels
- * (tens of µs) instead of being woken for each one.
+ * Sets GOMP_SPINCOUNT=1000 unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set,
+ * before the addon (and the OpenMP runtime, which reads it once when it loads) is loaded.
  */
-export const ALONE_SPIN = 300000;
-
-/**
- * Sets GOMP_SPINCOUNT (SHARED_SPIN unless told otherwise) unless OMP_WAIT_POLICY
- * or GOMP_SPINCOUNT is set, before the addon (and the OpenMP runtime, which
- * reads it once when it loads) is loaded; a later call changes nothing.
- */
-export function boundOpenMpSpin(spins = SHARED_SPIN): void {
+export function boundOpenMpSpin(): void {
   if (process.env.OMP_WAIT_POLICY !== undefined || process.env.GOMP_SPINCOUNT !== undefined) return;
-  process.env.GOMP_SPINCOUNT = String(spins);
+  process.env.GOMP_SPINCOUNT = '1000';
   spinSet = true;
 }
 
