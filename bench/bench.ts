@@ -44,8 +44,8 @@ import {
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const PLAN: Plan = SMOKE
-  ? { warmup: 1, rounds: 1, perRound: 1 }
-  : { warmup: 2, rounds: Number(process.env.BENCH_ROUNDS ?? 5), perRound: 2 };
+  ? { warmup: 1, rounds: 1, perRound: 1, settle: 1 }
+  : { warmup: 2, rounds: Number(process.env.BENCH_ROUNDS ?? 5), perRound: 2, settle: 1 };
 const CACHE_IMAGES = SMOKE ? 1000 : 10000;
 const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 4);
 
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
   try {
     for (const c of cases) {
       console.log(
-        `[bench] ${c.label}, ${c.objective.name}: ${PLAN.warmup} warm-up + ${PLAN.rounds}×${PLAN.perRound} steps per side`,
+        `[bench] ${c.label}, ${c.objective.name}: ${PLAN.warmup} warm-up + ${PLAN.rounds}×(${PLAN.settle} untimed + ${PLAN.perRound}) steps per side`,
       );
       const r = await compareCase(c, world, torch, PLAN, labThreads);
       if (info.native) setNativeThreads(info.threads); // back to the default for what follows

@@ -45,7 +45,8 @@ const LOSS_REL = 0.01;
 export interface Plan {
   warmup: number; // steps per side before timing
   rounds: number;
-  perRound: number; // steps per side per round
+  perRound: number; // timed steps per side per round
+  settle: number; // untimed steps per side at the start of each round (see compareCase)
 }
 
 export interface SideResult {
@@ -132,6 +133,13 @@ export function labSideName(threads: number | null): string {
 }
 
 /**
+ * Times every side of case `c`, round by round (rotating who goes first), each
+ * side's round after an idle gap and `plan.settle` untimed steps: the side
+ * before has just run through hundreds of MiB of its own, so the first step
+ * after a switch meets cold caches, which a training run, stepping back to
+ * back, never does (measured on the `lab` preset: 64 ms per step timed from
+ * the switch against ~56 ms back to back at 2 threads). Every side runs the
+ * same steps, so their losses are compared at every step, untimed ones too.
  * `labThreads`: the thread counts the lab runs at, each a side of its own
  * (null: one side, the backend as set up; the native kernels' counts need them loaded).
  */
@@ -142,7 +150,8 @@ export async function compareCase(
   plan: Plan,
   labThreads: (number | null)[] = [null],
 ): Promise<CaseResult> {
-  const total = plan.warmup + plan.rounds * plan.perRound;
+  const round = plan.settle + plan.perRound;
+  const total = plan.warmup + plan.rounds * round;
   const labs = labThreads.map((n) => labRunner(c, world, total, n));
   const lab = labs[0];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lab-bench-${c.key}-`));
@@ -157,14 +166,14 @@ export async function compareCase(
   const cpu: number[][] = runners.map(() => []);
   const losses: number[][] = runners.map(() => []);
   for (let r = -1; r < plan.rounds; r++) {
-    const from = r < 0 ? 0 : plan.warmup + r * plan.perRound;
-    const to = r < 0 ? plan.warmup : from + plan.perRound;
+    const from = r < 0 ? 0 : plan.warmup + r * round;
+    const to = r < 0 ? plan.warmup : from + round;
     for (let j = 0; j < runners.length; j++) {
       const i = (j + Math.max(r, 0)) % runners.length;
       await idle(GAP_MS);
       const out = await runners[i][1](from, to);
-      if (r >= 0) ms[i].push(...out.ms);
-      if (r >= 0) cpu[i].push(...out.cpuMs);
+      if (r >= 0) ms[i].push(...out.ms.slice(plan.settle));
+      if (r >= 0) cpu[i].push(...out.cpuMs.slice(plan.settle));
       losses[i].push(...out.loss);
     }
     process.stdout.write(`  ${c.key}: round ${r + 2}/${plan.rounds + 1}\r`);
