@@ -12,38 +12,17 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { hasKernel, LAB_BLOCK, LAB_BLOCK_GRAD, runFused } from '../lib/backend/kernels';
-import { registerNativeKernels, restoreStockKernels } from '../lib/backend/native';
 import { block, blockSpecs } from '../lib/model/layers';
 import type { Params } from '../lib/model/params';
 import { createModel } from '../lib/objectives/model';
 import { Rng } from '../lib/rng';
 import { trainLoop } from '../lib/train/loop';
 import { defaultOptim, disposeAdamState } from '../lib/train/optim';
-import { setup } from './helpers';
-
-/** Runs `f` with the native kernels at `threads`, the fused block on or off, then puts the default set back. */
-function withKernels<T>(threads: number, fusedBlock: boolean, f: () => T): T {
-  restoreStockKernels();
-  registerNativeKernels(threads, { block: fusedBlock });
-  try {
-    return f();
-  } finally {
-    restoreStockKernels();
-    registerNativeKernels(1);
-  }
-}
+import { assertSameBits, setup, withKernels } from './helpers';
 
 let seed = 11;
 const rand = (shape: number[], scale = 1) =>
   tf.mul(tf.randomUniform(shape, -1, 1, 'float32', seed++), scale);
-
-/** Throws at the first index where a and e differ in any bit. */
-function assertSameBits(a: Float32Array, e: Float32Array, what: string): void {
-  assert.equal(a.length, e.length, `${what}: length ${a.length} vs ${e.length}`);
-  const [ua, ue] = [new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(e.buffer)];
-  for (let i = 0; i < a.length; i++)
-    if (ua[i] !== ue[i]) assert.fail(`${what}[${i}]: got ${a[i]}, expected ${e[i]}`);
-}
 
 /** Random parameters for one block under prefix 'b' (layer-norm gains near 1). */
 function blockParams(D: number, mlpRatio: number): Params {
@@ -98,8 +77,8 @@ test('fused block: output and every gradient equal the op-by-op block bit for bi
           const p = blockParams(D, mlp);
           const x = rand([B * T, D], 2) as tf.Tensor2D;
           const mask = masked ? causal(T) : null;
-          const fused = withKernels(threads, true, () => evaluate(p, x, B, heads, mask));
-          const ref = withKernels(threads, false, () => evaluate(p, x, B, heads, mask));
+          const fused = withKernels(threads, { block: true }, () => evaluate(p, x, B, heads, mask));
+          const ref = withKernels(threads, { block: false }, () => evaluate(p, x, B, heads, mask));
           assert.equal(fused.out.length, 14);
           fused.out.forEach((v, i) => {
             const what = `[${B}, ${T}, ${D}] mask ${masked} ${threads}t ${fused.names[i]}`;
@@ -127,7 +106,7 @@ test('fused block: one kernel each way, the op path without it', async (t) => {
   const fused = await kernels();
   assert.ok(fused.includes(LAB_BLOCK) && fused.includes(LAB_BLOCK_GRAD), `${fused}`);
   assert.ok(!fused.includes('LabAttention') && !fused.includes('LabDense'), `${fused}`);
-  const ref = await withKernels(1, false, kernels);
+  const ref = await withKernels(1, { block: false }, kernels);
   assert.ok(!ref.includes(LAB_BLOCK) && ref.includes('LabAttention'), `${ref}`);
 });
 
@@ -229,7 +208,7 @@ test('training steps with the fused block: same losses and weights, flat tensor 
   const fused = smallRun(5);
   assert.equal(tf.memory().numTensors, before, 'tensors leaked');
   assert.equal(new Set(fused.history.map((r) => r.tensors)).size, 1, 'tensor count over the run');
-  const ref = withKernels(1, false, () => smallRun(5));
+  const ref = withKernels(1, { block: false }, () => smallRun(5));
   assert.deepEqual(
     fused.history.map((r) => r.loss),
     ref.history.map((r) => r.loss),

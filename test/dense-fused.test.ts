@@ -11,38 +11,20 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { hasKernel, LAB_DENSE, LAB_DENSE_GRAD } from '../lib/backend/kernels';
-import { registerNativeKernels, restoreStockKernels } from '../lib/backend/native';
 import { dense } from '../lib/model/layers';
 import type { Params } from '../lib/model/params';
 import { createModel } from '../lib/objectives/model';
 import { Rng } from '../lib/rng';
 import { trainLoop } from '../lib/train/loop';
 import { defaultOptim, disposeAdamState } from '../lib/train/optim';
-import { assertClose, numericGrad, setup } from './helpers';
+import { assertClose, assertSameBits, numericGrad, setup, withKernels } from './helpers';
 
-/** Runs `f` with the native kernels but not the fused dense layer, then puts the full set back. */
-function opByOp<T>(f: () => T): T {
-  restoreStockKernels();
-  registerNativeKernels(1, { dense: false });
-  try {
-    return f();
-  } finally {
-    restoreStockKernels();
-    registerNativeKernels(1);
-  }
-}
+/** Runs `f` on the op path: the native kernels without the fused dense layer. */
+const opByOp = <T>(f: () => T): T => withKernels(1, { dense: false }, f);
 
 let seed = 5;
 const rand = (shape: number[], scale = 1) =>
   tf.mul(tf.randomUniform(shape, -1, 1, 'float32', seed++), scale);
-
-/** Throws at the first index where a and e differ in any bit. */
-function assertSameBits(a: Float32Array, e: Float32Array, what: string): void {
-  assert.equal(a.length, e.length, `${what}: length ${a.length} vs ${e.length}`);
-  const [ua, ue] = [new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(e.buffer)];
-  for (let i = 0; i < a.length; i++)
-    if (ua[i] !== ue[i]) assert.fail(`${what}[${i}]: got ${a[i]}, expected ${e[i]}`);
-}
 
 /** A layer's parameters as dense() reads them ('l.w', 'l.b'). */
 const layer = (w: tf.Tensor, b?: tf.Tensor) =>

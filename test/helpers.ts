@@ -4,6 +4,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/backend/index';
+import {
+  type KernelOptions,
+  registerNativeKernels,
+  restoreStockKernels,
+} from '../lib/backend/native';
 
 export async function setup(): Promise<void> {
   await initBackend();
@@ -74,4 +79,27 @@ function shapeOf(x: unknown): number[] {
     cur = cur[0];
   }
   return s;
+}
+
+/** Throws at the first index where a and e differ in any bit. */
+export function assertSameBits(a: Float32Array, e: Float32Array, what: string): void {
+  assert.equal(a.length, e.length, `${what}: length ${a.length} vs ${e.length}`);
+  const [ua, ue] = [new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(e.buffer)];
+  for (let i = 0; i < a.length; i++)
+    if (ua[i] !== ue[i]) assert.fail(`${what}[${i}]: got ${a[i]}, expected ${e[i]}`);
+}
+
+/**
+ * Runs `f` with the native kernels registered at `threads` with `options` (a
+ * kernel set switched off: the op path it replaces), then puts the default set back.
+ */
+export function withKernels<T>(threads: number, options: KernelOptions, f: () => T): T {
+  restoreStockKernels();
+  registerNativeKernels(threads, options);
+  try {
+    return f();
+  } finally {
+    restoreStockKernels();
+    registerNativeKernels(1);
+  }
 }

@@ -26,34 +26,16 @@ import {
   SIGMOID_PAIR_LOSS,
   SIGMOID_PAIR_LOSS_GRAD,
 } from '../lib/backend/kernels';
-import { registerNativeKernels, restoreStockKernels } from '../lib/backend/native';
 import { l2normalize } from '../lib/model/ops';
 import { siglipLoss, sigmoidPairLoss } from '../lib/objectives/siglip';
-import { assertClose, numericGrad, setup } from './helpers';
+import { assertClose, assertSameBits, numericGrad, setup, withKernels } from './helpers';
 
-/** Runs `f` with the native kernels but not the fused loss kernels, then puts the full set back. */
-function opByOp<T>(f: () => T): T {
-  restoreStockKernels();
-  registerNativeKernels(1, { loss: false });
-  try {
-    return f();
-  } finally {
-    restoreStockKernels();
-    registerNativeKernels(1);
-  }
-}
+/** Runs `f` on the op path: the native kernels without the fused loss kernels. */
+const opByOp = <T>(f: () => T): T => withKernels(1, { loss: false }, f);
 
 let seed = 17;
 const rand = (shape: number[], lo = -1, hi = 1) =>
   tf.randomUniform(shape, lo, hi, 'float32', seed++);
-
-/** Throws at the first index where a and e differ in any bit. */
-function assertSameBits(a: Float32Array, e: Float32Array, what: string): void {
-  assert.equal(a.length, e.length, `${what}: length ${a.length} vs ${e.length}`);
-  const [ua, ue] = [new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(e.buffer)];
-  for (let i = 0; i < a.length; i++)
-    if (ua[i] !== ue[i]) assert.fail(`${what}[${i}]: got ${a[i]}, expected ${e[i]}`);
-}
 
 function assertFinite(v: Float32Array, what: string): void {
   const i = v.findIndex((x) => !Number.isFinite(x));
