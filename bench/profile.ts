@@ -94,9 +94,10 @@ interface KernelSet {
  * The sets compared: stock wasm; the native set of the previous round of work
  * (OpenBLAS sgemm, leading/trailing Sum, Sigmoid, Softmax); all native kernels
  * but the fused attention, Llip mixing, dense layers and SigLIP loss /
- * l2normalize (the round before those); all native kernels now (oneDNN sgemm,
+ * l2normalize (the round before those); all native kernels but the
+ * whole-block kernel (each block op by op); all native kernels now (oneDNN sgemm,
  * data movement, fused AdamW / quick GELU / layer norm / multi-head attention /
- * Llip mixing / dense layers / SigLIP loss / l2normalize).
+ * Llip mixing / dense layers / SigLIP loss / l2normalize, whole transformer blocks).
  */
 export const KERNEL_SETS: KernelSet[] = [
   { name: 'stock wasm', options: {}, native: false },
@@ -120,7 +121,12 @@ export const KERNEL_SETS: KernelSet[] = [
     native: true,
   },
   {
-    name: 'all native kernels (oneDNN matmuls)',
+    name: 'all native kernels, op-by-op transformer blocks',
+    options: { gemm: 'dnnl', rowOps: true, copy: true, fused: true, block: false },
+    native: true,
+  },
+  {
+    name: 'all native kernels (oneDNN matmuls, whole-block kernel)',
     options: { gemm: 'dnnl', rowOps: true, copy: true, fused: true },
     native: true,
   },
