@@ -121,6 +121,32 @@ export const LAB_BLOCK = 'LabBlock';
  */
 export const LAB_BLOCK_GRAD = 'LabBlockGrad';
 
+/** LAB_BLOCK's parameter inputs, in the order LAB_BLOCK_GRAD returns their gradients. */
+export const BLOCK_INPUTS = [
+  'ln1g',
+  'ln1b',
+  'wqkv',
+  'bqkv',
+  'wproj',
+  'bproj',
+  'ln2g',
+  'ln2b',
+  'w1',
+  'b1',
+  'w2',
+  'b2',
+] as const;
+export type BlockInput = (typeof BLOCK_INPUTS)[number];
+/** The parameters LAB_BLOCK_GRAD reads (its inputs besides dy and saved). */
+export const BLOCK_GRAD_INPUTS: readonly BlockInput[] = [
+  'ln1g',
+  'wqkv',
+  'wproj',
+  'ln2g',
+  'w1',
+  'w2',
+];
+
 export interface BlockAttrs {
   batch: number; // B
   heads: number;

@@ -5,6 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
+  BLOCK_GRAD_INPUTS,
+  BLOCK_INPUTS,
+  type BlockInput,
   hasKernel,
   LAB_BLOCK,
   LAB_BLOCK_GRAD,
@@ -83,23 +86,21 @@ export function selfAttention(
   return dense(p, `${prefix}.proj`, o);
 }
 
-/** A block's parameters as LAB_BLOCK names them, and their names under the block's prefix. */
-const BLOCK_PARAMS: [string, string][] = [
-  ['ln1g', 'ln1.g'],
-  ['ln1b', 'ln1.b'],
-  ['wqkv', 'attn.qkv.w'],
-  ['bqkv', 'attn.qkv.b'],
-  ['wproj', 'attn.proj.w'],
-  ['bproj', 'attn.proj.b'],
-  ['ln2g', 'ln2.g'],
-  ['ln2b', 'ln2.b'],
-  ['w1', 'fc1.w'],
-  ['b1', 'fc1.b'],
-  ['w2', 'fc2.w'],
-  ['b2', 'fc2.b'],
-];
-/** Those the gradient reads (LAB_BLOCK_GRAD's inputs besides dy and saved). */
-const BLOCK_GRAD_PARAMS = ['ln1g', 'wqkv', 'wproj', 'ln2g', 'w1', 'w2'];
+/** Each LAB_BLOCK parameter input's name under the block's prefix (blockSpecs). */
+const BLOCK_PARAM_NAMES: Record<BlockInput, string> = {
+  ln1g: 'ln1.g',
+  ln1b: 'ln1.b',
+  wqkv: 'attn.qkv.w',
+  bqkv: 'attn.qkv.b',
+  wproj: 'attn.proj.w',
+  bproj: 'attn.proj.b',
+  ln2g: 'ln2.g',
+  ln2b: 'ln2.b',
+  w1: 'fc1.w',
+  b1: 'fc1.b',
+  w2: 'fc2.w',
+  b2: 'fc2.b',
+};
 
 /**
  * The block below as one LAB_BLOCK kernel each way, under one custom gradient
@@ -115,21 +116,21 @@ function fusedBlock(
   heads: number,
   mask: tf.Tensor2D | null,
 ): tf.Tensor2D | null {
-  const params = BLOCK_PARAMS.map(([, name]) => p[`${prefix}.${name}`]);
+  const params = BLOCK_INPUTS.map((k) => p[`${prefix}.${BLOCK_PARAM_NAMES[k]}`]);
   if (params.some((t) => t === undefined)) return null;
   const attrs = { batch: B, heads, eps: LN_EPS, scale: 1 / Math.sqrt(x.shape[1] / heads) };
   const f = withGrad<(...xs: tf.Tensor[]) => tf.Tensor2D>((...args: tf.Tensor[]) => {
     const save = (args as unknown[]).pop() as Saved;
     const [xi, ...ps] = args;
-    const named = Object.fromEntries(BLOCK_PARAMS.map(([k], i) => [k, ps[i]]));
+    const named = Object.fromEntries(BLOCK_INPUTS.map((k, i) => [k, ps[i]]));
     const inputs = { x: xi, ...(mask ? { mask } : {}), ...named };
     const [out, saved] = runFused(LAB_BLOCK, inputs, attrs);
-    const restore = saveForGrad(save, [saved, ...BLOCK_GRAD_PARAMS.map((k) => named[k])]);
+    const restore = saveForGrad(save, [saved, ...BLOCK_GRAD_INPUTS.map((k) => named[k])]);
     return {
       value: out, // [B·T, D]
       gradFunc: (dy: tf.Tensor, kept: tf.Tensor[]) => {
         const [sv, ...gp] = restore(kept);
-        const gradIns = Object.fromEntries(BLOCK_GRAD_PARAMS.map((k, i) => [k, gp[i]]));
+        const gradIns = Object.fromEntries(BLOCK_GRAD_INPUTS.map((k, i) => [k, gp[i]]));
         return runFused(LAB_BLOCK_GRAD, { dy, saved: sv, ...gradIns }, attrs); // dx, then each parameter's
       },
     };

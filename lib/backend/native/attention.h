@@ -87,6 +87,21 @@ typedef float att_uvec8 __attribute__((vector_size(8 * sizeof(float)), aligned(s
 ATT_GEMM(att_gemm, 16, att_vec16, att_uvec16)
 ATT_GEMM(att_gemm8, 8, att_vec8, att_uvec8)
 
+/*
+ * Softmax's backward in place, row by row: ds_i = p_i ⊙ (dp_i − Σ_j dp_ij p_ij),
+ * with dp coming in ds (rows ldd apart) and p rows ldp apart (also Llip's mixing).
+ */
+static void att_softmax_grad_rows(const float *p, int64_t ldp, float *ds, int64_t ldd, int64_t rows,
+                                  int64_t cols) {
+  for (int64_t i = 0; i < rows; i++) {
+    const float *pi = p + i * ldp;
+    float *di = ds + i * ldd;
+    float dot = 0.0f;
+    for (int64_t j = 0; j < cols; j++) dot += di[j] * pi[j];
+    for (int64_t j = 0; j < cols; j++) di[j] = pi[j] * (di[j] - dot);
+  }
+}
+
 /* Copies head h of part `part` (0 q, 1 k, 2 v) of image b into dst [T, dp] (zero-padded), times `mul`. */
 static void att_gather(const float *qkv, const Attn *a, int64_t b, int64_t h, int part, float mul, float *dst,
                        int64_t dp) {
@@ -176,13 +191,7 @@ static void lab_attention_grad(const float *dy, const float *qkv, const float *p
     }
     const float *p = probs + (b * a->H + h) * T * T;
     att_gemm(T, tp, dh, g, dp, 1, vt, tp, ds, tp); /* dp = do vᵀ, [T, tp] */
-    for (int64_t i = 0; i < T; i++) {
-      const float *pi = p + i * T;
-      float *di = ds + i * tp;
-      float dot = 0.0f;
-      for (int64_t j = 0; j < T; j++) dot += di[j] * pi[j];
-      for (int64_t j = 0; j < T; j++) di[j] = pi[j] * (di[j] - dot);
-    }
+    att_softmax_grad_rows(p, T, ds, tp, T, T);
     att_gemm(T, dp, T, ds, tp, 1, k, dp, dq, dp); /* dq = ds k (times scale below) */
     att_gemm(T, dp, T, ds, 1, tp, q, dp, dk, dp); /* dk = dsᵀ (q·scale) */
     att_gemm(T, dp, T, p, 1, T, g, dp, dv, dp);   /* dv = pᵀ do */

@@ -13,7 +13,10 @@ import {
   ATTENTION_GRAD,
   ATTENTION_POOL,
   ATTENTION_POOL_GRAD,
+  BLOCK_GRAD_INPUTS,
+  BLOCK_INPUTS,
   type BlockAttrs,
+  type BlockInput,
   L2_NORMALIZE,
   L2_NORMALIZE_GRAD,
   LAB_BLOCK,
@@ -535,36 +538,9 @@ const denseGrad: FusedKernel = (args, addon) => {
   });
 };
 
-const BLOCK_PARAMS = [
-  'ln1g',
-  'ln1b',
-  'wqkv',
-  'bqkv',
-  'wproj',
-  'bproj',
-  'ln2g',
-  'ln2b',
-  'w1',
-  'b1',
-  'w2',
-  'b2',
-];
-/** The parameters the gradient reads, in the order blockGrad takes them. */
-const BLOCK_GRAD_PARAMS = ['ln1g', 'wqkv', 'wproj', 'ln2g', 'w1', 'w2'];
-
-/** [B, T, H, dh, hidden, eps, scale] of a block on x [B·T, D] with w1 [D, hidden], every parameter's shape checked. */
-function blockSizes(
-  name: string,
-  x: tf.TensorInfo,
-  p: Record<string, tf.TensorInfo>,
-  a: BlockAttrs,
-): Float64Array {
-  const { batch: B, heads: H } = a;
-  if (x.shape.length !== 2 || B < 1 || x.shape[0] % B !== 0 || x.shape[1] % H !== 0)
-    throw new Error(`${name}: x [${x.shape}] is not [B·T, heads·dh] for B ${B}, ${H} heads`);
-  const D = x.shape[1];
-  const hidden = p.w1?.shape[1] ?? 0;
-  const want: Record<string, number[]> = {
+/** Each block parameter's shape at width D and MLP width `hidden`. */
+function blockParamShapes(D: number, hidden: number): Record<BlockInput, number[]> {
+  return {
     ln1g: [D],
     ln1b: [D],
     wqkv: [D, 3 * D],
@@ -578,78 +554,95 @@ function blockSizes(
     w2: [hidden, D],
     b2: [D],
   };
-  for (const [k, shape] of Object.entries(want)) {
+}
+
+/** `names`' inputs, throwing naming them all when one is missing. */
+function blockInputs(
+  name: string,
+  ins: Record<string, tf.TensorInfo>,
+  names: readonly BlockInput[],
+) {
+  const ts = names.map((k) => ins[k]);
+  if (ts.some((t) => t === undefined)) throw new Error(`${name}: needs ${names.join(', ')}`);
+  return ts;
+}
+
+/** [B, T, H, dh, hidden, eps, scale] of a block on x [B·T, D] with w1 [D, hidden], every parameter given checked. */
+function blockSizes(
+  name: string,
+  x: tf.TensorInfo,
+  p: Record<string, tf.TensorInfo>,
+  a: BlockAttrs,
+): Float64Array {
+  const { batch: B, heads: H } = a;
+  if (x.shape.length !== 2 || B < 1 || x.shape[0] % B !== 0 || x.shape[1] % H !== 0)
+    throw new Error(`${name}: x [${x.shape}] is not [B·T, heads·dh] for B ${B}, ${H} heads`);
+  const D = x.shape[1];
+  const hidden = p.w1?.shape[1] ?? 0;
+  const want = blockParamShapes(D, hidden);
+  for (const k of BLOCK_INPUTS) {
     const t = p[k];
     if (t === undefined) continue; // the gradient takes only some
-    if (t.shape.join() !== shape.join())
-      throw new Error(`${name}: ${k} [${t.shape}] is not [${shape}]`);
+    if (t.shape.join() !== want[k].join())
+      throw new Error(`${name}: ${k} [${t.shape}] is not [${want[k]}]`);
   }
   return Float64Array.from([B, x.shape[0] / B, H, D / H, hidden, a.eps, a.scale]);
 }
 
-/** Offsets of tensors (and -1 for a missing one) as the addon's table. */
-function offsetTable(backend: WasmBackend, ts: (tf.TensorInfo | undefined)[]): Float64Array {
-  return Float64Array.from(ts.map((t) => (t ? offsetOf(backend, t) : -1)));
+/**
+ * Allocates outputs (shapes) and `scratch` floats of heap scratch, calls `fn`
+ * with the heap and the offsets of inputs (-1 for a missing one), outputs and
+ * scratch as the addon's table, frees the scratch; returns the outputs.
+ */
+function runTable(
+  backend: WasmBackend,
+  inputs: (tf.TensorInfo | undefined)[],
+  shapes: number[][],
+  scratch: number,
+  fn: (heap: Float32Array, offsets: Float64Array) => void,
+): tf.TensorInfo[] {
+  const outs = shapes.map((s) => backend.makeOutput(s, 'float32'));
+  const tmp = backend.makeOutput([scratch], 'float32');
+  const ts = [...inputs, ...outs, tmp];
+  const offsets = Float64Array.from(ts.map((t) => (t ? offsetOf(backend, t) : -1)));
+  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
+  fn(backend.wasm.HEAPF32, offsets);
+  backend.disposeData(tmp.dataId);
+  return outs;
 }
 
 const block: FusedKernel = (args, addon) => {
   const ins = args.inputs as Record<string, tf.TensorInfo>;
   const { x, mask } = ins;
   const a = args.attrs as unknown as BlockAttrs;
-  const params = BLOCK_PARAMS.map((k) => ins[k]);
-  if (params.some((t) => t === undefined))
-    throw new Error(`${LAB_BLOCK}: needs ${BLOCK_PARAMS.join(', ')}`);
+  const params = blockInputs(LAB_BLOCK, ins, BLOCK_INPUTS);
   mustFloat(LAB_BLOCK, [x, ...params, ...(mask ? [mask] : [])]);
   const sizes = blockSizes(LAB_BLOCK, x, ins, a);
   const T = sizes[1];
   if (mask && (mask.shape.length !== 2 || mask.shape[0] !== T || mask.shape[1] !== T))
     throw new Error(`${LAB_BLOCK}: mask [${mask.shape}] is not [${T}, ${T}]`);
-  const backend = args.backend as WasmBackend;
-  const out = backend.makeOutput(x.shape, 'float32');
-  const saved = backend.makeOutput([addon.blockSaved(sizes)], 'float32');
-  const tmp = backend.makeOutput(x.shape, 'float32');
-  const offsets = offsetTable(backend, [x, mask, ...params, out, saved, tmp]);
-  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
-  addon.block(backend.wasm.HEAPF32, offsets, sizes);
-  backend.disposeData(tmp.dataId);
-  return [out, saved];
+  const shapes = [x.shape, [addon.blockSaved(sizes)]]; // out, saved
+  const scratch = tf.util.sizeFromShape(x.shape); // [N, D]: the attention's and the MLP's output before their residual add
+  return runTable(args.backend as WasmBackend, [x, mask, ...params], shapes, scratch, (heap, o) =>
+    addon.block(heap, o, sizes),
+  );
 };
 
 const blockGrad: FusedKernel = (args, addon) => {
   const ins = args.inputs as Record<string, tf.TensorInfo>;
   const { dy, saved } = ins;
   const a = args.attrs as unknown as BlockAttrs;
-  const params = BLOCK_GRAD_PARAMS.map((k) => ins[k]);
-  if (params.some((t) => t === undefined))
-    throw new Error(`${LAB_BLOCK_GRAD}: needs dy, saved, ${BLOCK_GRAD_PARAMS.join(', ')}`);
+  const params = blockInputs(LAB_BLOCK_GRAD, ins, BLOCK_GRAD_INPUTS);
   mustFloat(LAB_BLOCK_GRAD, [dy, saved, ...params]);
   const sizes = blockSizes(LAB_BLOCK_GRAD, dy, ins, a);
   if (tf.util.sizeFromShape(saved.shape) !== addon.blockSaved(sizes))
     throw new Error(`${LAB_BLOCK_GRAD}: saved [${saved.shape}] is not this block's`);
-  const backend = args.backend as WasmBackend;
-  const [D, hidden] = [sizes[2] * sizes[3], sizes[4]];
-  const shapes = [
-    dy.shape,
-    [D],
-    [D],
-    [D, 3 * D],
-    [3 * D],
-    [D, D],
-    [D],
-    [D],
-    [D],
-    [D, hidden],
-    [hidden],
-    [hidden, D],
-    [D],
-  ];
-  const outs = shapes.map((s) => backend.makeOutput(s, 'float32'));
-  const scratch = backend.makeOutput([addon.blockGradScratch(sizes)], 'float32');
-  const offsets = offsetTable(backend, [dy, saved, ...params, ...outs, scratch]);
-  // Read HEAPF32 only now: makeOutput may have grown (and replaced) the heap.
-  addon.blockGrad(backend.wasm.HEAPF32, offsets, sizes);
-  backend.disposeData(scratch.dataId);
-  return outs;
+  const want = blockParamShapes(sizes[2] * sizes[3], sizes[4]);
+  const shapes = [dy.shape, ...BLOCK_INPUTS.map((k) => want[k])]; // dx, then each parameter's gradient
+  const scratch = addon.blockGradScratch(sizes);
+  return runTable(args.backend as WasmBackend, [dy, saved, ...params], shapes, scratch, (heap, o) =>
+    addon.blockGrad(heap, o, sizes),
+  );
 };
 
 /** Throws unless `t` holds one element (a scalar). */

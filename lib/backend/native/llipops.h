@@ -1,7 +1,7 @@
 /*
  * Llip's pairwise token mixing (lib/objectives/llip-mix.ts, eqs. 1–2) and the
  * row entropy of its weights, for the TF.js wasm backend; included by addon.c
- * after attention.h (uses att_gemm8/16, lab_softmax_rows, row_sum).
+ * after attention.h (uses att_gemm8/16, att_softmax_grad_rows, lab_softmax_rows, row_sum).
  *
  * Why: Φ is [M, Bt, B, T] (8·256·256·32 floats at the bench's K = 32), and as
  * TF.js ops the mixing is a chain of full passes over it or over the
@@ -143,13 +143,7 @@ static void lab_llip_mix_grad(const float *dy, const float *keys, const float *v
       for (int64_t j = 0; j < Bt; j++) memcpy(p + j * T, phim + j * B * T, (size_t)T * sizeof(float));
       llip_gather(dy + i * Bt * E + m * dh, E, Bt, dh, dp, 0.0f, g);
       att_gemm(Bt, tp, dh, g, dp, 1, vt, tp, ds, tp); /* dΦ = do Vᵀ [Bt, tp] */
-      for (int64_t j = 0; j < Bt; j++) {
-        const float *pj = p + j * T;
-        float *dj = ds + j * tp;
-        float dot = 0.0f;
-        for (int64_t r = 0; r < T; r++) dot += dj[r] * pj[r];
-        for (int64_t r = 0; r < T; r++) dj[r] = pj[r] * (dj[r] - dot);
-      }
+      att_softmax_grad_rows(p, T, ds, tp, Bt, T);
       llip_gemm(T, dp, Bt, p, 1, T, g, dp, dv, dp);                 /* dV = Φᵀ do */
       llip_gemm(T, dp, Bt, ds, 1, tp, qh + m * Bt * dp, dp, dk, dp); /* dK = dsᵀ (Q/τ) */
       llip_gemm(Bt, dp, T, ds, tp, 1, k, dp, t, dp);                 /* ds K, summed over images */
